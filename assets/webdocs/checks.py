@@ -1,0 +1,116 @@
+"""Blocking Great Expectations checks on every webdocs artifact, plus the no-row-lost invariant."""
+
+import json
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from assets.webdocs.embeddings import embeddings_table_name
+from ops.webdocs.cleaning import CleaningRules
+from ops.webdocs.embedding import embeddings_schema
+from ops.webdocs.suites import (
+    raw_web_docs_suite,
+    web_doc_embeddings_suite,
+    web_docs_quarantine_suite,
+    web_docs_suite,
+)
+from pipelines.partitions import web_doc_shards
+from resources.embedder import EmbedderResource
+from resources.io_manager import latest_materialization
+from resources.lancedb import LanceDBResource, rows_where
+from resources.quality import QualityResource
+
+ROWS_ACCOUNTED = "rows in == rows kept + rows quarantined"
+SAME_DOCUMENTS = "one embedding per kept document, none for others"
+
+
+@dg.asset_check(
+    asset="raw_web_docs",
+    blocking=True,
+    partitions_def=web_doc_shards,
+    description="Schema, ids and line positions of the raw records.",
+)
+def raw_web_docs_valid(raw_web_docs: pl.DataFrame, quality: QualityResource) -> dg.AssetCheckResult:
+    return quality.validate(raw_web_docs, "raw_web_docs", raw_web_docs_suite()).to_check_result()
+
+
+@dg.asset_check(
+    asset="web_docs",
+    blocking=True,
+    partitions_def=web_doc_shards,
+    additional_ins={"raw_web_docs": dg.AssetIn(), "web_docs_quarantine": dg.AssetIn()},
+    description="Kept documents meet the cleaning rules, and every raw record is kept or quarantined.",
+)
+def web_docs_valid(
+    context: dg.AssetCheckExecutionContext,
+    web_docs: pl.DataFrame,
+    raw_web_docs: pl.DataFrame,
+    web_docs_quarantine: pl.DataFrame,
+    quality: QualityResource,
+) -> dg.AssetCheckResult:
+    materialization = latest_materialization(context.instance, dg.AssetKey("web_docs"), context.partition_key)
+    rules = (
+        CleaningRules(**json.loads(materialization.metadata["cleaning_rules"].value))
+        if materialization
+        else CleaningRules()
+    )
+    accounted = raw_web_docs.height == web_docs.height + web_docs_quarantine.height
+    ids_accounted = set(raw_web_docs["doc_id"]) == set(web_docs["doc_id"]) | set(web_docs_quarantine["doc_id"])
+    return quality.validate(web_docs, "web_docs", web_docs_suite(rules)).to_check_result(
+        extra={ROWS_ACCOUNTED: accounted and ids_accounted},
+        metadata={
+            "rows_in": raw_web_docs.height,
+            "rows_kept": web_docs.height,
+            "rows_quarantined": web_docs_quarantine.height,
+        },
+    )
+
+
+@dg.asset_check(
+    asset="web_docs_quarantine",
+    blocking=True,
+    partitions_def=web_doc_shards,
+    description="Every quarantine row names its record and reason.",
+)
+def web_docs_quarantine_valid(web_docs_quarantine: pl.DataFrame, quality: QualityResource) -> dg.AssetCheckResult:
+    return quality.validate(web_docs_quarantine, "web_docs_quarantine", web_docs_quarantine_suite()).to_check_result()
+
+
+@dg.asset_check(
+    asset="web_doc_embeddings",
+    blocking=True,
+    partitions_def=web_doc_shards,
+    additional_ins={"web_docs": dg.AssetIn()},
+    description="One unit-norm vector of the right size per kept document of the shard.",
+)
+def web_doc_embeddings_valid(
+    context: dg.AssetCheckExecutionContext,
+    web_docs: pl.DataFrame,
+    embedder: EmbedderResource,
+    lancedb: LanceDBResource,
+    quality: QualityResource,
+) -> dg.AssetCheckResult:
+    table = lancedb.table(embeddings_table_name(embedder.model_id), embeddings_schema(embedder.dim))
+    stored = rows_where(table, "shard", context.partition_key, ["doc_id", "text_hash", "vector"])
+    vectors = stored["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(len(stored), -1)
+    frame = pl.DataFrame(
+        {
+            "doc_id": stored["doc_id"].to_pylist(),
+            "text_hash": stored["text_hash"].to_pylist(),
+            "norm": np.linalg.norm(vectors, axis=1) if len(stored) else np.zeros(0),
+            "dim": [vectors.shape[1]] * len(stored),
+        },
+        schema={"doc_id": pl.String, "text_hash": pl.String, "norm": pl.Float64, "dim": pl.Int64},
+    )
+    expected = set(zip(web_docs["doc_id"], web_docs["text_hash"], strict=True))
+    found = set(zip(frame["doc_id"], frame["text_hash"], strict=True))
+    return quality.validate(frame, "web_doc_embeddings", web_doc_embeddings_suite(embedder.dim)).to_check_result(
+        extra={SAME_DOCUMENTS: expected == found and frame.height == web_docs.height},
+        metadata={
+            "expected": len(expected),
+            "stored": frame.height,
+            "missing": len(expected - found),
+            "unexpected": len(found - expected),
+        },
+    )

@@ -1,0 +1,58 @@
+"""Great Expectations suites of the webdocs artifacts, declared as data."""
+
+from __future__ import annotations
+
+from ops.common.expectations import ExpectationSpec, between, columns_exist, in_set, not_null, unique
+from ops.webdocs.cleaning import CLEAN_SCHEMA, QUARANTINE_SCHEMA, REASONS, CleaningRules
+from ops.webdocs.reading import RAW_SCHEMA
+
+
+def raw_web_docs_suite() -> list[ExpectationSpec]:
+    """Every line became a row with an id, a shard and a unique position."""
+    return [
+        *columns_exist(list(RAW_SCHEMA)),
+        not_null("doc_id"),
+        unique("doc_id"),
+        not_null("shard"),
+        unique("line"),
+        between("line", 1, None),
+    ]
+
+
+def web_docs_suite(rules: CleaningRules) -> list[ExpectationSpec]:
+    """Kept documents are non-empty, within bounds, in an allowed language and unique."""
+    suite = [
+        *columns_exist(list(CLEAN_SCHEMA)),
+        not_null("doc_id"),
+        unique("doc_id"),
+        not_null("text"),
+        unique("text_hash"),
+        between("chars", rules.min_chars, rules.max_chars),
+        between("language_score", 0.0, 1.0),
+    ]
+    if rules.languages:
+        suite.append(in_set("language", list(rules.languages)))
+    return suite
+
+
+def web_docs_quarantine_suite() -> list[ExpectationSpec]:
+    """Every quarantined record says which record it was and why."""
+    return [
+        *columns_exist(list(QUARANTINE_SCHEMA)),
+        not_null("doc_id"),
+        not_null("line"),
+        not_null("reason"),
+        not_null("detail"),
+        in_set("reason", list(REASONS)),
+    ]
+
+
+def web_doc_embeddings_suite(dim: int) -> list[ExpectationSpec]:
+    """One unit-norm vector per kept document."""
+    return [
+        not_null("doc_id"),
+        unique("doc_id"),
+        not_null("text_hash"),
+        between("norm", 0.99, 1.01),
+        between("dim", dim, dim),
+    ]

@@ -1,0 +1,32 @@
+"""The one `Definitions` object of the assay code location (`[tool.dagster]` points here)."""
+
+from typing import Any
+
+import dagster as dg
+
+import assets.webdocs.checks
+import assets.webdocs.corpus
+import assets.webdocs.embeddings
+import assets.webdocs.intake
+from pipelines.jobs import sample_job, webdocs_corpus_job, webdocs_job
+from pipelines.profiles import build_resources
+from pipelines.schedules import nightly_webdocs_refresh
+from pipelines.sensors import web_corpus_refresh_sensor, web_doc_shard_sensor
+
+ASSET_MODULES = [assets.webdocs.intake, assets.webdocs.embeddings, assets.webdocs.corpus]
+CHECK_MODULES = [assets.webdocs.checks]
+
+
+def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions:
+    """Every asset, check, job, sensor and schedule, bound to a profile's resources."""
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules(ASSET_MODULES),
+        asset_checks=dg.load_asset_checks_from_modules(CHECK_MODULES),
+        jobs=[webdocs_job, webdocs_corpus_job, sample_job],
+        sensors=[web_doc_shard_sensor, web_corpus_refresh_sensor],
+        schedules=[nightly_webdocs_refresh],
+        resources=resources if resources is not None else build_resources(),
+    )
+
+
+defs = build_definitions()

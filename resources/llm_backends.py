@@ -1,0 +1,305 @@
+"""Engines that actually produce chat completions: llama.cpp (local CPU), an OpenAI-compatible server,
+and vLLM in-process. Each is imported lazily, so the CPU profile never needs `openai` or `vllm`.
+
+A backend runs a batch and yields `(position, Completion | Exception)` for each request as soon as it
+finishes, in any order. Caching, JSON checks, retries and accounting live in `resources/llm.py`, once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ops.common.llm import ChatRequest
+
+BACKENDS = ("llamacpp", "openai", "vllm")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """Raw output of one request, before any JSON check."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+
+
+Outcome = tuple[int, Completion | Exception]
+
+
+class ChatBackend(Protocol):
+    """An engine the cached client can drive."""
+
+    name: str
+
+    @property
+    def model_id(self) -> str:
+        """Stable model name, part of every cache key."""
+        ...
+
+    def run(self, requests: Sequence[ChatRequest]) -> Iterator[Outcome]:
+        """Yield one `(position in requests, outcome)` per request as each finishes.
+
+        An item's failure is yielded as its exception; only a broken engine (e.g. the model does not
+        load) raises.
+        """
+        ...
+
+
+def available_threads() -> int:
+    """CPU cores this process may use (respects affinity / container limits where the OS tells)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class LlamaCppBackend:
+    """A GGUF model run by llama-cpp-python on the CPU, one request after the other.
+
+    Consecutive prompts that share a prefix (the usual case: same system prompt and instructions,
+    different document) reuse its KV cache: `Llama.generate` keeps the longest common token prefix of
+    the previous call and evaluates only the rest, so no extra state cache is configured. A JSON
+    schema is compiled once into a GBNF grammar; an unsupported schema fails loudly instead of
+    falling back to unconstrained JSON as `response_format` would.
+    """
+
+    name = "llamacpp"
+
+    def __init__(self, model_path: Path, n_ctx: int = 2048, n_threads: int = 0) -> None:
+        self.model_path = Path(model_path)
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or available_threads()
+        self._llama: Any = None
+        self._grammars: dict[str, Any] = {}
+
+    @property
+    def model_id(self) -> str:
+        """The GGUF file name, so the cache survives moving the venv."""
+        return self.model_path.name
+
+    def run(self, requests: Sequence[ChatRequest]) -> Iterator[Outcome]:
+        """Complete the requests sequentially (one llama.cpp context, all cores per request)."""
+        llama = self._load()
+        for position, request in enumerate(requests):
+            try:
+                outcome: Completion | Exception = self._complete(llama, request)
+            except Exception as error:
+                outcome = error
+            yield position, outcome
+
+    def _complete(self, llama: Any, request: ChatRequest) -> Completion:
+        started = time.perf_counter()
+        response = llama.create_chat_completion(
+            messages=[dict(message) for message in request.messages],
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            seed=request.seed,
+            grammar=self._grammar(request.json_schema),
+        )
+        usage = response["usage"]
+        return Completion(
+            text=response["choices"][0]["message"]["content"] or "",
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
+            latency_s=time.perf_counter() - started,
+        )
+
+    def _load(self) -> Any:
+        if self._llama is None:
+            import llama_cpp
+
+            if not self.model_path.is_file():
+                raise FileNotFoundError(f"GGUF model not found: {self.model_path}")
+            self._llama = llama_cpp.Llama(
+                model_path=str(self.model_path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                verbose=False,
+            )
+        return self._llama
+
+    def _grammar(self, schema: dict[str, Any] | None) -> Any:
+        if schema is None:
+            return None
+        text = json.dumps(schema, sort_keys=True)
+        if text not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            self._grammars[text] = LlamaGrammar.from_json_schema(text, verbose=False)
+        return self._grammars[text]
+
+
+class OpenAICompatibleBackend:
+    """Any server speaking the OpenAI chat API (OpenAI itself, `vllm serve`, ...), requests in parallel.
+
+    The API key is read from the environment variable named `api_key_env` when the client is first
+    needed; it is never stored in config, logged or shown in `repr`.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str = "",
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout_s: float = 120.0,
+        concurrency: int = 8,
+    ) -> None:
+        if not model:
+            raise ValueError("the openai backend needs `model` (the served model name)")
+        self.model = model
+        self.base_url = base_url
+        self.api_key_env = api_key_env
+        self.timeout_s = timeout_s
+        self.concurrency = max(1, concurrency)
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleBackend(model={self.model!r}, base_url={self.base_url!r})"
+
+    @property
+    def model_id(self) -> str:
+        """The served model name."""
+        return self.model
+
+    def run(self, requests: Sequence[ChatRequest]) -> Iterator[Outcome]:
+        """Send all requests at once through a pool of `concurrency` threads; yield as they return."""
+        client = self._connect()
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="llm") as pool:
+            futures = {pool.submit(self._complete, client, request): pos for pos, request in enumerate(requests)}
+            for future in as_completed(futures):
+                try:
+                    outcome: Completion | Exception = future.result()
+                except Exception as error:
+                    outcome = error
+                yield futures[future], outcome
+
+    def _complete(self, client: Any, request: ChatRequest) -> Completion:
+        arguments: dict[str, Any] = {
+            "model": self.model,
+            "messages": [dict(message) for message in request.messages],
+            "max_completion_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "seed": request.seed,
+        }
+        if request.json_schema is not None:
+            arguments["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": request.json_schema, "strict": True},
+            }
+        started = time.perf_counter()
+        response = client.chat.completions.create(**arguments)
+        usage = response.usage
+        return Completion(
+            text=response.choices[0].message.content or "",
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            latency_s=time.perf_counter() - started,
+        )
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            try:
+                import openai
+            except ImportError as error:
+                raise ImportError("the openai backend needs the `openai` package: pip install openai") from error
+            api_key = os.environ.get(self.api_key_env)
+            if not api_key:
+                raise RuntimeError(
+                    f"environment variable {self.api_key_env} is not set; set it to the API key "
+                    "(any non-empty value for a server without auth, e.g. `vllm serve`)"
+                )
+            # Retries are done once, for every backend, by the cached client.
+            self._client = openai.OpenAI(
+                api_key=api_key, base_url=self.base_url or None, timeout=self.timeout_s, max_retries=0
+            )
+        return self._client
+
+
+class VLLMBackend:
+    """vLLM in-process on a GPU: each batch goes to the engine in one `LLM.chat` call."""
+
+    name = "vllm"
+
+    def __init__(self, model: str, n_ctx: int = 2048) -> None:
+        if not model:
+            raise ValueError("the vllm backend needs `model` (a Hugging Face model id or local folder)")
+        self.model = model
+        self.n_ctx = n_ctx
+        self._engine: Any = None
+
+    @property
+    def model_id(self) -> str:
+        """The Hugging Face model id (or folder) vLLM loads."""
+        return self.model
+
+    def run(self, requests: Sequence[ChatRequest]) -> Iterator[Outcome]:
+        """Generate the whole batch in one engine call; its wall time is shared out evenly."""
+        vllm = _import_vllm()
+        engine = self._load(vllm)
+        started = time.perf_counter()
+        try:
+            outputs = engine.chat(
+                [[dict(message) for message in request.messages] for request in requests],
+                sampling_params=[_sampling_params(vllm, request) for request in requests],
+                use_tqdm=False,
+            )
+        except Exception as error:
+            for position in range(len(requests)):
+                yield position, error
+            return
+        latency = (time.perf_counter() - started) / max(1, len(requests))
+        for position, output in enumerate(outputs):
+            generated = output.outputs[0]
+            yield (
+                position,
+                Completion(
+                    text=generated.text,
+                    prompt_tokens=len(output.prompt_token_ids or ()),
+                    completion_tokens=len(generated.token_ids or ()),
+                    latency_s=latency,
+                ),
+            )
+
+    def _load(self, vllm: Any) -> Any:
+        if self._engine is None:
+            self._engine = vllm.LLM(model=self.model, max_model_len=self.n_ctx)
+        return self._engine
+
+
+def _import_vllm() -> Any:
+    try:
+        return importlib.import_module("vllm")
+    except ImportError as error:
+        raise ImportError(
+            "the vllm backend needs vLLM on a GPU machine: pip install -e '.[gpu]' "
+            "(or use backend='llamacpp' on CPU, backend='openai' against `vllm serve`)"
+        ) from error
+
+
+def _sampling_params(vllm: Any, request: ChatRequest) -> Any:
+    """SamplingParams for one request; the JSON schema goes through whichever API this vLLM has.
+
+    vLLM >= 0.12 takes `structured_outputs=StructuredOutputsParams(json=...)`; older releases took
+    `guided_decoding=GuidedDecodingParams(json=...)`.
+    """
+    arguments: dict[str, Any] = {
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "seed": request.seed,
+    }
+    if request.json_schema is not None:
+        sampling = importlib.import_module("vllm.sampling_params")
+        if hasattr(sampling, "StructuredOutputsParams"):
+            arguments["structured_outputs"] = sampling.StructuredOutputsParams(json=request.json_schema)
+        else:
+            arguments["guided_decoding"] = sampling.GuidedDecodingParams(json=request.json_schema)
+    return vllm.SamplingParams(**arguments)
