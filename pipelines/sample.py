@@ -37,18 +37,14 @@ def run_sample(instance: dg.DagsterInstance) -> list[dg.ExecuteInProcessResult]:
     for run_id in fail_orphaned_runs(instance):
         print(f"[assay] run {run_id} was interrupted earlier; marked failed, its work resumes now", flush=True)
     tags = launcher_tags()
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # steps' own logs, not engine events
+    options = {"instance": instance, "raise_on_error": False, "tags": tags, "run_config": quiet}
     results = []
     for shard in register_sample_shards(instance, folder):
         print(f"[assay] materializing shard {shard} ...", flush=True)
-        results.append(
-            job.execute_in_process(
-                instance=instance, partition_key=shard, asset_selection=partitioned, raise_on_error=False, tags=tags
-            )
-        )
+        results.append(job.execute_in_process(partition_key=shard, asset_selection=partitioned, **options))
     print("[assay] materializing corpus-wide assets ...", flush=True)
-    results.append(
-        job.execute_in_process(instance=instance, asset_selection=unpartitioned, raise_on_error=False, tags=tags)
-    )
+    results.append(job.execute_in_process(asset_selection=unpartitioned, **options))
     return results
 
 

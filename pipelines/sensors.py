@@ -28,6 +28,16 @@ def web_doc_shard_sensor(context: dg.SensorEvaluationContext, inputs: InputFolde
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def web_corpus_refresh_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest:
-    """After a shard run succeeds, refresh the corpus summary and the DuckDB tables."""
+def web_corpus_refresh_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    """After a shard run succeeds, refresh the corpus summary and the DuckDB tables, once every
+    registered shard has clean documents (the summary reads them all)."""
+    pending = pending_shards(context.instance)
+    if pending:
+        return dg.SkipReason(f"{len(pending)} shard(s) not cleaned yet, e.g. {pending[0]}")
     return dg.RunRequest(run_key=f"web_corpus_after:{context.dagster_run.run_id}")
+
+
+def pending_shards(instance: dg.DagsterInstance) -> list[str]:
+    """Registered shards whose `web_docs` was never materialized, sorted."""
+    registered = set(instance.get_dynamic_partitions(web_doc_shards.name))
+    return sorted(registered - instance.get_materialized_partitions(dg.AssetKey("web_docs")))

@@ -9,7 +9,7 @@ import dagster as dg
 from pipelines.partitions import web_doc_shards
 from pipelines.profiles import build_resources
 from pipelines.schedules import nightly_webdocs_refresh
-from pipelines.sensors import web_doc_shard_sensor
+from pipelines.sensors import pending_shards, web_doc_shard_sensor
 from tests.conftest import sample_records, write_jsonl
 
 
@@ -43,3 +43,11 @@ def test_nightly_schedule_requests_every_shard(instance):
         ("a.jsonl", "nightly:2026-11-26:a.jsonl"),
         ("b.jsonl", "nightly:2026-11-26:b.jsonl"),
     ]
+
+
+def test_corpus_refresh_waits_for_every_shard(instance):
+    instance.add_dynamic_partitions(web_doc_shards.name, ["a.jsonl", "b.jsonl"])
+    instance.report_runless_asset_event(dg.AssetMaterialization("web_docs", partition="a.jsonl"))
+    assert pending_shards(instance) == ["b.jsonl"]
+    instance.report_runless_asset_event(dg.AssetMaterialization("web_docs", partition="b.jsonl"))
+    assert pending_shards(instance) == []

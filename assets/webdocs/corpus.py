@@ -3,9 +3,10 @@
 import dagster as dg
 import polars as pl
 
-from assets.outputs import frame_output, markdown_table
+from assets.outputs import frame_output, markdown_table, png_metadata
 from assets.webdocs.intake import GROUP
-from ops.webdocs.corpus import shard_summary
+from ops.common.plots import stacked_bar_png
+from ops.webdocs.corpus import shard_summary, summary_chart_series
 from resources.duckdb import DuckDBResource
 
 
@@ -20,6 +21,10 @@ def web_corpus_summary(web_docs: pl.LazyFrame, web_docs_quarantine: pl.LazyFrame
         summary,
         {
             "summary": markdown_table(summary),
+            "rows_by_outcome": png_metadata(
+                stacked_bar_png(summary["shard"].to_list(), summary_chart_series(summary), "Rows per shard", "rows"),
+                "rows per shard, kept and quarantined by reason",
+            ),
             "duckdb_file": dg.MetadataValue.path(duckdb.path),
             "duckdb_tables": "web_docs, web_docs_quarantine",
         },

@@ -5,6 +5,7 @@ import re
 import dagster as dg
 import polars as pl
 
+from assets.outputs import PREVIEW_ROWS, markdown_table
 from ops.webdocs.embedding import (
     EmbeddingProgress,
     embeddings_content_version,
@@ -76,6 +77,7 @@ def web_doc_embeddings(
         data_version=dg.DataVersion(version),
         metadata={
             "dagster/row_count": web_docs.height,
+            "preview": markdown_table(web_docs.select("doc_id", "text_hash", "chars", "language").head(PREVIEW_ROWS)),
             "embedded_now": written,
             "reused": web_docs.height - written,
             "deleted_stale": len(plan.stale_doc_ids),

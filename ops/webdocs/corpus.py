@@ -30,3 +30,9 @@ def shard_summary(kept: pl.LazyFrame, quarantined: pl.LazyFrame) -> pl.DataFrame
     return summary.select("shard", "rows_in", "kept", "quarantined", *reason_columns, "mean_chars", "share_en").sort(
         "shard"
     )
+
+
+def summary_chart_series(summary: pl.DataFrame) -> dict[str, list[float]]:
+    """Kept rows and each quarantine reason, per shard, for a stacked bar chart."""
+    outcomes = [c for c in summary.columns if c not in ("shard", "rows_in", "quarantined", "mean_chars", "share_en")]
+    return {name: summary[name].cast(pl.Float64).to_list() for name in outcomes}
