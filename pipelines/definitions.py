@@ -8,12 +8,22 @@ import assets.webdocs.checks
 import assets.webdocs.corpus
 import assets.webdocs.embeddings
 import assets.webdocs.intake
-from pipelines.jobs import sample_job, webdocs_corpus_job, webdocs_job
+import assets.webdocs.labels
+import assets.webdocs.students
+import assets.webdocs.taxonomy
+from pipelines.jobs import sample_job, webdocs_corpus_job, webdocs_job, webdocs_labels_job
 from pipelines.profiles import build_resources
 from pipelines.schedules import nightly_webdocs_refresh
-from pipelines.sensors import web_corpus_refresh_sensor, web_doc_shard_sensor
+from pipelines.sensors import web_corpus_refresh_sensor, web_doc_labels_sensor, web_doc_shard_sensor
 
-ASSET_MODULES = [assets.webdocs.intake, assets.webdocs.embeddings, assets.webdocs.corpus]
+ASSET_MODULES = [
+    assets.webdocs.intake,
+    assets.webdocs.embeddings,
+    assets.webdocs.corpus,
+    assets.webdocs.taxonomy,
+    assets.webdocs.students,
+    assets.webdocs.labels,
+]
 CHECK_MODULES = [assets.webdocs.checks]
 
 
@@ -22,8 +32,8 @@ def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions
     return dg.Definitions(
         assets=dg.load_assets_from_modules(ASSET_MODULES),
         asset_checks=dg.load_asset_checks_from_modules(CHECK_MODULES),
-        jobs=[webdocs_job, webdocs_corpus_job, sample_job],
-        sensors=[web_doc_shard_sensor, web_corpus_refresh_sensor],
+        jobs=[webdocs_job, webdocs_corpus_job, webdocs_labels_job, sample_job],
+        sensors=[web_doc_shard_sensor, web_corpus_refresh_sensor, web_doc_labels_sensor],
         schedules=[nightly_webdocs_refresh],
         resources=resources if resources is not None else build_resources(),
     )

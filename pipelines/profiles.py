@@ -25,6 +25,7 @@ from resources.io_manager import VersionedParquetIOManager
 from resources.lancedb import LanceDBResource
 from resources.llm import LLMResource
 from resources.quality import QualityResource
+from resources.scale import ScaleResource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("local", "gpu", "cluster")
@@ -57,6 +58,7 @@ def build_resources(profile: str | None = None) -> dict[str, Any]:
         "inputs": InputFoldersResource(web_docs=_env("ASSAY_WEB_DOCS_INPUT", str(REPO_ROOT / "samples" / "web_docs"))),
         "llm": _llm(profile, home),
         "embedder": _embedder(profile),
+        "scale": _scale(profile),
     }
     if profile == "cluster":
         # Required there: no silent fallback to local folders on a cluster.
@@ -111,6 +113,18 @@ def _embedder(profile: str) -> EmbedderResource:
         backend=_env("ASSAY_EMBEDDER_BACKEND", "sentence_transformers"),
         model=_env("ASSAY_EMBEDDER_MODEL", ""),
         batch_size=int(_env("ASSAY_EMBEDDER_BATCH", "32")),
+    )
+
+
+def _scale(profile: str) -> ScaleResource:
+    # Local sample sizes are what the offline SmolLM2 teacher (~3 LLM calls per document, a few
+    # seconds each on 2 cores) and CPU training fit into the `make run` budget (README, "Measured").
+    local = profile == "local"
+    return ScaleResource(
+        annotation_docs_per_shard=int(_env("ASSAY_ANNOTATION_DOCS_PER_SHARD", "6" if local else "0")),
+        student_epochs=int(_env("ASSAY_STUDENT_EPOCHS", "3")),
+        generative_max_examples=int(_env("ASSAY_GENERATIVE_MAX_EXAMPLES", "12" if local else "0")),
+        training_device=_env("ASSAY_TRAINING_DEVICE", "cuda" if profile == "gpu" else "cpu"),
     )
 
 

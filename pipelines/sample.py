@@ -27,24 +27,48 @@ def register_sample_shards(instance: dg.DagsterInstance, folder: str) -> list[st
     return names
 
 
+def stages(graph) -> list[tuple[bool, list[dg.AssetKey]]]:
+    """Assets grouped into stages that alternate between per-shard and corpus-wide work.
+
+    An asset's stage is the number of switches between partitioned and unpartitioned assets on the
+    longest path from a root to it, so every stage only needs stages before it.
+    """
+    stage: dict[dg.AssetKey, int] = {}
+    for key in graph.toposorted_asset_keys:
+        partitioned = graph.get(key).partitions_def is not None
+        stage[key] = max(
+            (
+                stage[parent] + ((graph.get(parent).partitions_def is not None) != partitioned)
+                for parent in graph.get(key).parent_keys
+                if parent in stage
+            ),
+            default=0 if partitioned else 1,
+        )
+    return [
+        (graph.get(keys[0]).partitions_def is not None, keys)
+        for number in sorted(set(stage.values()))
+        if (keys := [key for key in stage if stage[key] == number])
+    ]
+
+
 def run_sample(instance: dg.DagsterInstance) -> list[dg.ExecuteInProcessResult]:
-    """Materialize every asset of the `sample` job; partitioned ones shard by shard."""
+    """Materialize every asset of the `sample` job, stage by stage; partitioned stages shard by shard."""
     graph = defs.resolve_asset_graph()
     job = defs.resolve_job_def("sample")
-    partitioned = [key for key in graph.materializable_asset_keys if graph.get(key).partitions_def is not None]
-    unpartitioned = [key for key in graph.materializable_asset_keys if graph.get(key).partitions_def is None]
     folder = defs.resources["inputs"].web_docs
     for run_id in fail_orphaned_runs(instance):
         print(f"[assay] run {run_id} was interrupted earlier; marked failed, its work resumes now", flush=True)
-    tags = launcher_tags()
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # steps' own logs, not engine events
-    options = {"instance": instance, "raise_on_error": False, "tags": tags, "run_config": quiet}
+    options = {"instance": instance, "raise_on_error": False, "tags": launcher_tags(), "run_config": quiet}
+    shards = register_sample_shards(instance, folder)
     results = []
-    for shard in register_sample_shards(instance, folder):
-        print(f"[assay] materializing shard {shard} ...", flush=True)
-        results.append(job.execute_in_process(partition_key=shard, asset_selection=partitioned, **options))
-    print("[assay] materializing corpus-wide assets ...", flush=True)
-    results.append(job.execute_in_process(asset_selection=unpartitioned, **options))
+    for partitioned, keys in stages(graph):
+        names = ", ".join(key.to_user_string() for key in keys)
+        for shard in shards if partitioned else [None]:
+            print(f"[assay] materializing {names}" + (f" for shard {shard}" if shard else ""), flush=True)
+            results.append(job.execute_in_process(partition_key=shard, asset_selection=keys, **options))
+        if not all(result.success for result in results):
+            break  # later stages read what this one failed to produce
     return results
 
 

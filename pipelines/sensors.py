@@ -3,7 +3,7 @@
 import dagster as dg
 
 from ops.webdocs.reading import shard_files
-from pipelines.jobs import webdocs_corpus_job, webdocs_job
+from pipelines.jobs import webdocs_corpus_job, webdocs_job, webdocs_labels_job
 from pipelines.partitions import web_doc_shards
 from resources.inputs import InputFoldersResource
 
@@ -41,3 +41,17 @@ def pending_shards(instance: dg.DagsterInstance) -> list[str]:
     """Registered shards whose `web_docs` was never materialized, sorted."""
     registered = set(instance.get_dynamic_partitions(web_doc_shards.name))
     return sorted(registered - instance.get_materialized_partitions(dg.AssetKey("web_docs")))
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[webdocs_corpus_job],
+    request_job=webdocs_labels_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def web_doc_labels_sensor(context: dg.RunStatusSensorContext) -> list[dg.RunRequest]:
+    """After the students are (re)trained, relabel every shard with the MLP filter."""
+    shards = context.instance.get_dynamic_partitions(web_doc_shards.name)
+    run_id = context.dagster_run.run_id
+    return [dg.RunRequest(partition_key=shard, run_key=f"web_doc_labels:{run_id}:{shard}") for shard in shards]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 import lancedb
+import numpy as np
 import pyarrow as pa
 
 
@@ -29,3 +30,21 @@ def sql_literal(value: str) -> str:
 def rows_where(table: lancedb.table.Table, column: str, value: str, columns: list[str]) -> pa.Table:
     """The `columns` of every row whose `column` equals `value`, without a vector search."""
     return table.search().where(f"{column} = {sql_literal(value)}").select(columns).limit(None).to_arrow()
+
+
+def vectors_for(table: lancedb.table.Table, doc_ids: list[str], batch_size: int = 2_000) -> dict[str, np.ndarray]:
+    """Stored vectors of the given documents, queried in batches of ids (missing ids are absent)."""
+    found: dict[str, np.ndarray] = {}
+    for start in range(0, len(doc_ids), batch_size):
+        ids = ", ".join(sql_literal(doc_id) for doc_id in doc_ids[start : start + batch_size])
+        rows = table.search().where(f"doc_id IN ({ids})").select(["doc_id", "vector"]).limit(None).to_arrow()
+        found.update(zip(rows["doc_id"].to_pylist(), vector_matrix(rows), strict=True))
+    return found
+
+
+def vector_matrix(rows: pa.Table, column: str = "vector") -> np.ndarray:
+    """The fixed-size-list vector column of an Arrow table as a float32 (rows, dim) matrix."""
+    if len(rows) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    flat = rows[column].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return flat.astype(np.float32).reshape(len(rows), -1)

@@ -194,14 +194,14 @@ def _outcome_result(request: ChatRequest, outcome: Completion | Exception) -> Ch
 def _result(
     request: ChatRequest, text: str, prompt_tokens: int, completion_tokens: int, latency_s: float
 ) -> ChatResult:
-    """Result for a produced text: parsed when a schema was asked, an "invalid JSON" error otherwise."""
+    """Result for a produced text: parsed when a schema was asked, an "invalid JSON" error otherwise
+    (the raw text is kept, so that a caller can quarantine it)."""
     result = ChatResult(request.request_id, text, None, None, prompt_tokens, completion_tokens, latency_s, cached=False)
     if request.json_schema is not None:
         try:
             result.parsed = json.loads(text)
         except json.JSONDecodeError as error:
             preview = text[:_ERROR_PREVIEW_CHARS]
-            result.text = None
             result.error = f"invalid JSON: {error.msg} at char {error.pos} in {preview!r}"
     return result
 

@@ -24,14 +24,16 @@ from tests.conftest import REPO_ROOT, sample_records, write_jsonl
 
 pytestmark = pytest.mark.slow
 SHARD = "docs.jsonl"
+INTAKE = [dg.AssetKey(key) for key in ("raw_web_docs", "web_docs", "web_docs_quarantine", "web_doc_embeddings")]
 
 
 def run_shard(instance: dg.DagsterInstance, shard: str = SHARD) -> dg.ExecuteInProcessResult:
-    """Register a shard and run the per-shard webdocs job on it."""
+    """Register a shard and run the intake part of the per-shard webdocs job on it (annotation has its
+    own tests with a fake teacher)."""
     instance.add_dynamic_partitions(web_doc_shards.name, [shard])
     defs = build_definitions(build_resources("local"))
     return defs.resolve_job_def("webdocs").execute_in_process(
-        instance=instance, partition_key=shard, raise_on_error=False
+        instance=instance, partition_key=shard, asset_selection=INTAKE, raise_on_error=False
     )
 
 
@@ -138,7 +140,7 @@ def test_killed_run_resumes_without_duplicates(instance, assay_home):
     """SIGKILL the sample run while it embeds, then run again: finished batches are reused."""
     records = sample_records("c4_en_sample_1000.jsonl", 240)
     write_jsonl(Path(os.environ["ASSAY_WEB_DOCS_INPUT"]) / SHARD, records)
-    env = {**os.environ, "ASSAY_EMBEDDER_BATCH": "16"}
+    env = {**os.environ, "ASSAY_EMBEDDER_BATCH": "16", "ASSAY_ANNOTATION_DOCS_PER_SHARD": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelines.sample"],
         cwd=REPO_ROOT,

@@ -11,17 +11,20 @@ from ops.webdocs.cleaning import CleaningRules
 from ops.webdocs.embedding import embeddings_schema
 from ops.webdocs.suites import (
     raw_web_docs_suite,
+    web_doc_annotations_suite,
     web_doc_embeddings_suite,
     web_docs_quarantine_suite,
     web_docs_suite,
 )
+from ops.webdocs.taxonomy import DIMENSIONS, vocabularies
 from pipelines.partitions import web_doc_shards
 from resources.embedder import EmbedderResource
 from resources.io_manager import latest_materialization
-from resources.lancedb import LanceDBResource, rows_where
+from resources.lancedb import LanceDBResource, rows_where, vector_matrix
 from resources.quality import QualityResource
 
 ROWS_ACCOUNTED = "rows in == rows kept + rows quarantined"
+ANNOTATIONS_ACCOUNTED = "documents sampled == documents annotated + documents quarantined"
 SAME_DOCUMENTS = "one embedding per kept document, none for others"
 
 
@@ -93,7 +96,7 @@ def web_doc_embeddings_valid(
 ) -> dg.AssetCheckResult:
     table = lancedb.table(embeddings_table_name(embedder.model_id), embeddings_schema(embedder.dim))
     stored = rows_where(table, "shard", context.partition_key, ["doc_id", "text_hash", "vector"])
-    vectors = stored["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(len(stored), -1)
+    vectors = vector_matrix(stored)
     frame = pl.DataFrame(
         {
             "doc_id": stored["doc_id"].to_pylist(),
@@ -113,4 +116,28 @@ def web_doc_embeddings_valid(
             "missing": len(expected - found),
             "unexpected": len(found - expected),
         },
+    )
+
+
+@dg.asset_check(
+    asset="web_doc_annotations",
+    blocking=True,
+    partitions_def=web_doc_shards,
+    additional_ins={"web_doc_annotations_quarantine": dg.AssetIn()},
+    description="Labels inside the label sets, one row per document, every sampled document accounted for.",
+)
+def web_doc_annotations_valid(
+    context: dg.AssetCheckExecutionContext,
+    web_doc_annotations: pl.DataFrame,
+    web_doc_annotations_quarantine: pl.DataFrame,
+    quality: QualityResource,
+) -> dg.AssetCheckResult:
+    event = latest_materialization(context.instance, dg.AssetKey("web_doc_annotations"), context.partition_key)
+    rows_in = event.metadata["rows_in"].value if event is not None else -1
+    quarantined = web_doc_annotations_quarantine["doc_id"].n_unique()
+    overlap = set(web_doc_annotations["doc_id"]) & set(web_doc_annotations_quarantine["doc_id"])
+    suite = web_doc_annotations_suite(list(DIMENSIONS), vocabularies())
+    return quality.validate(web_doc_annotations, "web_doc_annotations", suite).to_check_result(
+        extra={ANNOTATIONS_ACCOUNTED: rows_in == web_doc_annotations.height + quarantined and not overlap},
+        metadata={"rows_in": rows_in, "annotated": web_doc_annotations.height, "quarantined": quarantined},
     )

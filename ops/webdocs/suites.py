@@ -56,3 +56,15 @@ def web_doc_embeddings_suite(dim: int) -> list[ExpectationSpec]:
         between("norm", 0.99, 1.01),
         between("dim", dim, dim),
     ]
+
+
+def web_doc_annotations_suite(dimensions: list[str], vocabularies: dict[str, list[str]]) -> list[ExpectationSpec]:
+    """One row per document; every primary code in its label set, every secondary too (or null)."""
+    suite = [not_null("doc_id"), unique("doc_id"), not_null("chars")]
+    for dimension in dimensions:
+        suite += [
+            not_null(f"{dimension}__primary"),
+            in_set(f"{dimension}__primary", vocabularies[dimension]),
+            in_set(f"{dimension}__secondary", vocabularies[dimension]),
+        ]
+    return suite
