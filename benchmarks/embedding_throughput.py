@@ -85,7 +85,7 @@ def _read_texts(path: str) -> list[str]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def _peak_rss_mib() -> float:
+def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -139,7 +139,7 @@ def measure_memory(spec: dict[str, Any]) -> dict[str, Any]:
         "load_and_warmup_s": round(load_s, 2),
         "isolated_docs_per_s": round(len(texts) / seconds, 3),
         "rss_after_warmup_mib": round(rss_after_warmup, 1),
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
@@ -182,7 +182,7 @@ def _summary(
     return summary
 
 
-def _machine() -> dict[str, Any]:
+def machine_info() -> dict[str, Any]:
     """Where the figures come from; the load average shows whether other work shared the CPU."""
     return {
         "record": "machine",
@@ -198,7 +198,7 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def _emit(record: dict[str, Any], records: list[dict[str, Any]]) -> None:
+def emit(record: dict[str, Any], records: list[dict[str, Any]]) -> None:
     print(json.dumps(record), flush=True)
     records.append(record)
 
@@ -206,7 +206,7 @@ def _emit(record: dict[str, Any], records: list[dict[str, Any]]) -> None:
 def run_benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Machine record, then per backend: the paired throughput run, two memory runs, a summary."""
     records: list[dict[str, Any]] = []
-    _emit(_machine(), records)
+    emit(machine_info(), records)
     with tempfile.TemporaryDirectory(prefix="embedding_throughput_") as tmp:
         workdir = Path(tmp)
         for backend in args.backends:
@@ -228,13 +228,13 @@ def run_benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "vectors_paths": {mode: str(path) for mode, path in vectors_paths.items()},
             }
             paired = _run_worker({**spec, "kind": "paired"}, workdir)
-            _emit(paired, records)
+            emit(paired, records)
             memory = {}
             for mode in MODES:
                 memory[mode] = _run_worker({**spec, "kind": "memory", "mode": mode}, workdir)
-                _emit(memory[mode], records)
+                emit(memory[mode], records)
             vectors = {mode: np.load(path) for mode, path in vectors_paths.items()}
-            _emit(_summary(backend, paired, memory, vectors), records)
+            emit(_summary(backend, paired, memory, vectors), records)
     records[0]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return records
 

@@ -17,6 +17,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from ops.common.llm import ChatRequest, ChatResult
+from ops.common.packaged_models import coder_model_path, smollm2_model_path
 from resources.llm_backends import (
     BACKENDS,
     ChatBackend,
@@ -26,7 +27,6 @@ from resources.llm_backends import (
     VLLMBackend,
 )
 from resources.llm_cache import DEFAULT_CACHE_PATH, LLMCache, completion_key
-from resources.llm_models import coder_model_path, smollm2_model_path
 
 CODER_MODEL = "coder"
 _ERROR_PREVIEW_CHARS = 120

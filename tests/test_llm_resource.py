@@ -16,8 +16,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from ops.common import packaged_models as llm_models
 from ops.common.llm import ChatRequest, ChatResult, LLMClient, UsageTotals
-from resources import llm_models
 from resources.llm import CachedLLMClient, LLMResource
 from resources.llm_backends import Completion, Outcome
 from resources.llm_cache import CachedCompletion, LLMCache, completion_key

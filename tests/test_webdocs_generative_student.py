@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load as load_safetensors
 
+from ops.common.packaged_models import smollm2_model_path
 from training.webdocs.generative_student import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
@@ -21,7 +22,6 @@ from training.webdocs.generative_student import (
     encode_example,
     generate,
     load_generative,
-    packaged_smollm2_gguf,
     prompt_ids,
     save_generative,
     tiny_base,
@@ -159,7 +159,7 @@ def test_save_and_load_round_trip_generates_identically(overfit, tiny_folder: Pa
 
 @pytest.mark.slow
 def test_real_smollm2_lora_epoch_and_generation() -> None:
-    gguf = packaged_smollm2_gguf()
+    gguf = smollm2_model_path()
     config = GenerativeConfig(base_model=str(gguf), epochs=1, batch_size=3, max_doc_chars=200, max_length=160)
     docs = [*TEXTS, "Rain is expected across the north on Friday.", "Install the package with pip and run it."]
     targets = [*TARGETS, "a:551|b:1", "a:005|b:3"]

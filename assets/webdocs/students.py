@@ -9,6 +9,7 @@ import polars as pl
 from assets.models import load_model_files, model_result
 from assets.outputs import frame_output, markdown_table, png_metadata
 from assets.webdocs.embeddings import embeddings_table_name
+from ops.common.packaged_models import smollm2_model_path
 from ops.webdocs.agreement import agreement_bar_png, agreement_table
 from ops.webdocs.annotation import AnnotationError, condensed_labels, parse_condensed
 from ops.webdocs.embedding import embeddings_schema
@@ -28,7 +29,6 @@ from training.webdocs.encoder_student import predict_labels as encoder_labels
 from training.webdocs.generative_student import (
     GenerativeConfig,
     generate,
-    packaged_smollm2_gguf,
     save_generative,
     train_generative_student,
 )
@@ -179,7 +179,7 @@ def distilled_classifier(
     emit the condensed label line; the LoRA adapter and a model card are stored, the base is referenced."""
     data = _split(config, web_doc_annotations, web_docs)
     train = data.train.head(scale.generative_max_examples) if scale.generative_max_examples else data.train
-    base = config.base_model or str(packaged_smollm2_gguf())
+    base = config.base_model or str(smollm2_model_path())
     on_gpu = scale.training_device.startswith("cuda")
     student = GenerativeConfig(
         base_model=base,

@@ -63,6 +63,7 @@ def annotate_web_docs(config: AnnotationConfig, web_docs: pl.DataFrame, llm: LLM
             "rows_in": sample.height,
             "shard_documents": web_docs.height,
             "teacher_model": llm.model_id,
+            "docs_per_s": round(result.docs_per_s, 4),
             "prompt_version": PROMPT_VERSION,
             "abstain_share": markdown_table(shares),
             **result.usage.as_metadata(),

@@ -30,6 +30,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertM
 from training.webdocs.mlp_filter import (
     EarlyStopping,
     EpochMetrics,
+    TrainedClassifier,
     card_header,
     class_weights,
     encode_labels,
@@ -87,34 +88,12 @@ class EncoderClassifier(nn.Module):
 
 
 @dataclass
-class TrainedEncoder:
-    """A fine-tuned (or loaded) encoder student with its tokenizer and training record."""
+class TrainedEncoder(TrainedClassifier):
+    """A fine-tuned (or loaded) encoder student (`model` is the EncoderClassifier) with its tokenizer."""
 
-    model: EncoderClassifier
     tokenizer: Any  # a transformers fast tokenizer
     config: EncoderConfig
     base_model_id: str
-    vocabularies: dict[str, tuple[str, ...]]
-    history: list[EpochMetrics]
-    best_epoch: int
-    train_size: int
-    val_size: int
-    baseline_accuracy: dict[str, float]
-
-    @property
-    def dimensions(self) -> list[str]:
-        """Dimension names in head order."""
-        return list(self.vocabularies)
-
-    @property
-    def parameter_count(self) -> int:
-        """Number of parameters, encoder and heads."""
-        return sum(parameter.numel() for parameter in self.model.parameters())
-
-    @property
-    def best_metrics(self) -> EpochMetrics:
-        """Metrics of the epoch whose weights were kept."""
-        return self.history[self.best_epoch - 1]
 
 
 def packaged_minilm_path() -> str:

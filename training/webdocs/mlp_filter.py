@@ -109,12 +109,10 @@ class MultiTaskMLP(nn.Module):
 
 
 @dataclass
-class TrainedMLP:
-    """A trained (or loaded) MLP filter with everything needed to predict and describe it."""
+class TrainedClassifier:
+    """What every trained multi-head student carries: its model, label sets, history and baseline."""
 
-    model: MultiTaskMLP
-    config: MLPConfig
-    input_dim: int
+    model: nn.Module
     vocabularies: dict[str, tuple[str, ...]]
     history: list[EpochMetrics]
     best_epoch: int
@@ -129,13 +127,21 @@ class TrainedMLP:
 
     @property
     def parameter_count(self) -> int:
-        """Number of trainable parameters."""
+        """Number of parameters of the whole model."""
         return sum(parameter.numel() for parameter in self.model.parameters())
 
     @property
     def best_metrics(self) -> EpochMetrics:
         """Metrics of the epoch whose weights were kept."""
         return self.history[self.best_epoch - 1]
+
+
+@dataclass
+class TrainedMLP(TrainedClassifier):
+    """A trained (or loaded) MLP filter with everything needed to predict and describe it."""
+
+    config: MLPConfig
+    input_dim: int
 
 
 class EarlyStopping:
