@@ -33,7 +33,8 @@ from training.webdocs.mlp_filter import (
     TrainedClassifier,
     card_header,
     class_weights,
-    encode_labels,
+    clone_state,
+    encode_split,
     majority_baseline,
     metrics_card_sections,
     multitask_loss,
@@ -154,8 +155,8 @@ def train_encoder_student(
         raise ValueError("training and validation splits must both hold at least one text")
     dimensions = list(vocabularies)
     vocabs = {dimension: tuple(vocabularies[dimension]) for dimension in dimensions}
-    train_primary = _encode_split(train_labels, vocabs, len(train_texts), "train")
-    val_primary = _encode_split(val_labels, vocabs, len(val_texts), "validation")
+    train_primary = encode_split(train_labels, vocabs, len(train_texts), "train")
+    val_primary = encode_split(val_labels, vocabs, len(val_texts), "validation")
     weights = [
         torch.from_numpy(class_weights(target, len(vocabs[d]), config.max_class_weight))
         if config.class_weighting
@@ -181,7 +182,7 @@ def train_encoder_student(
     val_targets = [torch.from_numpy(target) for target in val_primary]
     stopper = EarlyStopping(config.patience, config.min_delta)
     history: list[EpochMetrics] = []
-    best_state = _clone_state(model)
+    best_state = clone_state(model)
 
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -207,7 +208,7 @@ def train_encoder_student(
         if on_epoch is not None:
             on_epoch(metrics)
         if stopper.update(epoch, val_loss):
-            best_state = _clone_state(model)
+            best_state = clone_state(model)
         if stopper.should_stop:
             break
 
@@ -277,7 +278,7 @@ def save_encoder(trained: TrainedEncoder, card_fields: Mapping[str, object] | No
         "card_fields": extra,
     }
     return {
-        "model.safetensors": save_safetensors(_clone_state(trained.model)),
+        "model.safetensors": save_safetensors(clone_state(trained.model)),
         "config.json": json.dumps(config, indent=2, sort_keys=True, default=str).encode(),
         "card.md": _model_card(trained, extra).encode(),
         **tokenizer_files,
@@ -337,17 +338,6 @@ def _model_card(trained: TrainedEncoder, card_fields: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _encode_split(
-    labels: Mapping[str, Sequence[str]], vocabularies: Mapping[str, Sequence[str]], rows: int, split: str
-) -> list[np.ndarray]:
-    encoded = []
-    for dimension, vocabulary in vocabularies.items():
-        if dimension not in labels or len(labels[dimension]) != rows:
-            raise ValueError(f"{split} labels of {dimension!r} missing or not one per text ({rows} texts)")
-        encoded.append(encode_labels(labels[dimension], vocabulary, dimension))
-    return encoded
-
-
 def _tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
     encoded = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
@@ -374,7 +364,3 @@ def _tokenizer_files(tokenizer: Any) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory() as folder:
         tokenizer.save_pretrained(folder)
         return {path.name: path.read_bytes() for path in sorted(Path(folder).iterdir()) if path.is_file()}
-
-
-def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: tensor.detach().clone().contiguous() for name, tensor in model.state_dict().items()}

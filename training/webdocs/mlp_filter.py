@@ -279,8 +279,8 @@ def train_mlp_filter(
         raise ValueError(f"train_x has {train_x.shape[1]} columns but val_x has {val_x.shape[1]}")
     if len(train_x) == 0 or len(val_x) == 0:
         raise ValueError("training and validation splits must both hold at least one row")
-    train_primary = _encode_split(train_labels, vocabs, len(train_x), "train")
-    val_primary = _encode_split(val_labels, vocabs, len(val_x), "validation")
+    train_primary = encode_split(train_labels, vocabs, len(train_x), "train")
+    val_primary = encode_split(val_labels, vocabs, len(val_x), "validation")
     train_sec = val_sec = None
     if config.secondary_weight > 0:
         if train_secondary is None or val_secondary is None:
@@ -305,7 +305,7 @@ def train_mlp_filter(
     val_secondary_t = [torch.from_numpy(target) for target in val_sec] if val_sec is not None else None
     stopper = EarlyStopping(config.patience, config.min_delta)
     history: list[EpochMetrics] = []
-    best_state = _clone_state(model)
+    best_state = clone_state(model)
 
     for epoch in range(1, config.max_epochs + 1):
         model.train()
@@ -344,7 +344,7 @@ def train_mlp_filter(
         if on_epoch is not None:
             on_epoch(metrics)
         if stopper.update(epoch, val_loss):
-            best_state = _clone_state(model)
+            best_state = clone_state(model)
         if stopper.should_stop:
             break
 
@@ -447,7 +447,7 @@ def save_mlp(trained: TrainedMLP, card_fields: Mapping[str, object] | None = Non
         "card_fields": extra,
     }
     return {
-        "model.safetensors": save_safetensors(_clone_state(trained.model)),
+        "model.safetensors": save_safetensors(clone_state(trained.model)),
         "config.json": json.dumps(config, indent=2, sort_keys=True).encode(),
         "card.md": _model_card(trained, extra).encode(),
     }
@@ -550,9 +550,10 @@ def _as_matrix(x: np.ndarray, name: str) -> np.ndarray:
     return matrix
 
 
-def _encode_split(
+def encode_split(
     labels: Mapping[str, Sequence[str]], vocabularies: Mapping[str, Sequence[str]], rows: int, split: str
 ) -> list[np.ndarray]:
+    """Class indices of one split's labels, one array per dimension in vocabulary order (checked)."""
     encoded = []
     for dimension, vocabulary in vocabularies.items():
         if dimension not in labels:
@@ -581,5 +582,6 @@ def _logits(model: nn.Module, matrix: np.ndarray, batch_size: int) -> torch.Tens
     return torch.cat(parts)
 
 
-def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
+def clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of the model's weights (the best epoch's, restored at the end of training)."""
     return {name: tensor.detach().clone().contiguous() for name, tensor in model.state_dict().items()}
