@@ -315,3 +315,19 @@ def test_split_keeps_one_document_per_side_and_validates_input() -> None:
         train_validation_split(["a", "b"], 1.0, seed=0)
     with pytest.raises(ValueError):
         train_validation_split(["a", "a"], 0.5, seed=0)
+
+
+def test_student_label_lines_abstain_when_unparseable():
+    from ops.webdocs.annotation import condensed_labels
+    from ops.webdocs.student_data import label_lines_frame
+    from ops.webdocs.taxonomy import DIMENSIONS, vocabularies
+
+    row = {}
+    for dimension, codes in vocabularies().items():
+        row[f"{dimension}__primary"], row[f"{dimension}__secondary"] = codes[1], None
+    row["fdc__primary"], row["fdc__secondary"] = vocabularies()["fdc_level1"][1], None
+    frame, unparseable = label_lines_frame(["a", "b"], [condensed_labels(row), "fdc:banana"])
+    assert unparseable == 1 and frame["doc_id"].to_list() == ["a", "b"]
+    assert frame.filter(pl.col("doc_id") == "b").row(0, named=True)["timeliness__primary"] == "-1"
+    assert frame.filter(pl.col("doc_id") == "a")["timeliness__primary"].item() == row["timeliness__primary"]
+    assert frame.width == 1 + 2 * len(DIMENSIONS)

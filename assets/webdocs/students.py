@@ -11,10 +11,11 @@ from assets.outputs import frame_output, markdown_table, png_metadata
 from assets.webdocs.embeddings import embeddings_table_name
 from ops.common.packaged_models import smollm2_model_path
 from ops.webdocs.agreement import agreement_bar_png, agreement_table
-from ops.webdocs.annotation import AnnotationError, condensed_labels, parse_condensed
+from ops.webdocs.annotation import condensed_labels
 from ops.webdocs.embedding import embeddings_schema
 from ops.webdocs.student_data import (
     StudentData,
+    label_lines_frame,
     primary_labels,
     primary_predictions_frame,
     student_data,
@@ -197,7 +198,7 @@ def distilled_classifier(
         log=context.log.info,
     )
     outputs = generate(trained, data.validation["text"].to_list(), max_new_tokens=config.max_new_tokens)
-    predictions, unparseable = _parse_student_lines(data.validation["doc_id"].to_list(), outputs)
+    predictions, unparseable = label_lines_frame(data.validation["doc_id"].to_list(), outputs)
     files = save_generative(trained, card_fields={"training_documents": train.height})
     files[VALIDATION_PREDICTIONS] = _parquet(predictions)
     return model_result(
@@ -212,26 +213,6 @@ def distilled_classifier(
             "card": dg.MetadataValue.md(files["card.md"].decode()),
         },
     )
-
-
-def _parse_student_lines(doc_ids: list[str], lines: list[str]) -> tuple[pl.DataFrame, int]:
-    """Student lines as label columns; an unparseable line abstains on every dimension (and is counted)."""
-    rows, unparseable = [], 0
-    for doc_id, line in zip(doc_ids, lines, strict=True):
-        try:
-            labels = parse_condensed(line)
-        except AnnotationError:
-            unparseable += 1
-            labels = {
-                c: ("-1" if c.endswith("__primary") else None)
-                for d in DIMENSIONS
-                for c in (f"{d}__primary", f"{d}__secondary")
-            }
-        rows.append(
-            {"doc_id": doc_id, **{c: labels.get(c) for d in DIMENSIONS for c in (f"{d}__primary", f"{d}__secondary")}}
-        )
-    columns = ["doc_id", *[c for d in DIMENSIONS for c in (f"{d}__primary", f"{d}__secondary")]]
-    return pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.String)), unparseable
 
 
 @dg.asset(group_name=GROUP, code_version="1", kinds={"polars", "matplotlib"}, deps=list(STUDENTS))

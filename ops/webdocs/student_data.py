@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from ops.webdocs.annotation import AnnotationError, parse_condensed
 from ops.webdocs.split import train_validation_split
+from ops.webdocs.taxonomy import DIMENSIONS
 
 
 @dataclass(frozen=True)
@@ -48,3 +50,22 @@ def primary_predictions_frame(doc_ids: Sequence[str], labels: dict[str, list[str
         columns[f"{dimension}__primary"] = codes
         columns[f"{dimension}__secondary"] = [None] * len(codes)
     return pl.DataFrame(columns, schema_overrides={c: pl.String for c in columns})
+
+
+def label_lines_frame(doc_ids: list[str], lines: list[str]) -> tuple[pl.DataFrame, int]:
+    """A generative student's label lines as label columns, with the count of unparseable lines.
+
+    An unparseable line abstains on every dimension, so it counts against the student in agreement
+    instead of disappearing.
+    """
+    columns = [c for d in DIMENSIONS for c in (f"{d}__primary", f"{d}__secondary")]
+    abstain = {c: ("-1" if c.endswith("__primary") else None) for c in columns}
+    rows, unparseable = [], 0
+    for doc_id, line in zip(doc_ids, lines, strict=True):
+        try:
+            labels = parse_condensed(line)
+        except AnnotationError:
+            unparseable += 1
+            labels = abstain
+        rows.append({"doc_id": doc_id, **{c: labels.get(c) for c in columns}})
+    return pl.DataFrame(rows, schema=dict.fromkeys(["doc_id", *columns], pl.String)), unparseable
