@@ -32,7 +32,7 @@ from training.webdocs.mlp_filter import (
     EpochMetrics,
     TrainedClassifier,
     card_header,
-    class_weights,
+    class_weight_tensors,
     clone_state,
     encode_split,
     majority_baseline,
@@ -157,12 +157,7 @@ def train_encoder_student(
     vocabs = {dimension: tuple(vocabularies[dimension]) for dimension in dimensions}
     train_primary = encode_split(train_labels, vocabs, len(train_texts), "train")
     val_primary = encode_split(val_labels, vocabs, len(val_texts), "validation")
-    weights = [
-        torch.from_numpy(class_weights(target, len(vocabs[d]), config.max_class_weight))
-        if config.class_weighting
-        else None
-        for d, target in zip(dimensions, train_primary, strict=True)
-    ]
+    weights = class_weight_tensors(train_primary, vocabs, config.class_weighting, config.max_class_weight)
 
     base = base_model_path or packaged_minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
@@ -180,9 +175,7 @@ def train_encoder_student(
     )
     targets = [torch.from_numpy(target) for target in train_primary]
     val_targets = [torch.from_numpy(target) for target in val_primary]
-    stopper = EarlyStopping(config.patience, config.min_delta)
-    history: list[EpochMetrics] = []
-    best_state = clone_state(model)
+    stopper = EarlyStopping(model, config.patience, config.min_delta, on_epoch)
 
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -204,23 +197,17 @@ def train_encoder_student(
             val_loss = float(multitask_loss(val_logits, model.head_sizes, val_targets, weights))
             accuracy = primary_accuracy(val_logits, model.head_sizes, val_targets, dimensions)
         metrics = EpochMetrics(epoch=epoch, train_loss=total / seen, val_loss=val_loss, val_accuracy=accuracy)
-        history.append(metrics)
-        if on_epoch is not None:
-            on_epoch(metrics)
-        if stopper.update(epoch, val_loss):
-            best_state = clone_state(model)
-        if stopper.should_stop:
+        if stopper.end_epoch(model, metrics):
             break
 
-    model.load_state_dict(best_state)
-    model.eval()
+    stopper.restore_best(model)
     return TrainedEncoder(
         model=model,
         tokenizer=tokenizer,
         config=config,
         base_model_id=PACKAGED_BASE_MODEL_ID if base_model_path is None else Path(base_model_path).name,
         vocabularies=vocabs,
-        history=history,
+        history=stopper.history,
         best_epoch=stopper.best_epoch,
         train_size=len(train_texts),
         val_size=len(val_texts),

@@ -145,27 +145,46 @@ class TrainedMLP(TrainedClassifier):
 
 
 class EarlyStopping:
-    """Track the best validation loss; `should_stop` after `patience` epochs without improvement."""
+    """Per-epoch bookkeeping of a training run: history, best validation loss and its weights, patience."""
 
-    def __init__(self, patience: int, min_delta: float):
+    def __init__(
+        self, model: nn.Module, patience: int, min_delta: float, on_epoch: Callable[[EpochMetrics], None] | None = None
+    ):
         self.patience = patience
         self.min_delta = min_delta
+        self.on_epoch = on_epoch
+        self.history: list[EpochMetrics] = []
         self.best_loss = float("inf")
         self.best_epoch = 0
+        self.best_state = clone_state(model)
         self.stale_epochs = 0
 
-    def update(self, epoch: int, val_loss: float) -> bool:
-        """Record one epoch; True when it is the new best (the caller keeps its weights)."""
-        if val_loss < self.best_loss - self.min_delta:
-            self.best_loss, self.best_epoch, self.stale_epochs = val_loss, epoch, 0
-            return True
-        self.stale_epochs += 1
-        return False
-
-    @property
-    def should_stop(self) -> bool:
-        """Whether the patience is used up."""
+    def end_epoch(self, model: nn.Module, metrics: EpochMetrics) -> bool:
+        """Record an epoch, keeping its weights when its validation loss is the best; True to stop."""
+        self.history.append(metrics)
+        if self.on_epoch is not None:
+            self.on_epoch(metrics)
+        if metrics.val_loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.stale_epochs = metrics.val_loss, metrics.epoch, 0
+            self.best_state = clone_state(model)
+        else:
+            self.stale_epochs += 1
         return self.stale_epochs >= self.patience
+
+    def restore_best(self, model: nn.Module) -> None:
+        """Load the best epoch's weights back into the model, in evaluation mode."""
+        model.load_state_dict(self.best_state)
+        model.eval()
+
+
+def class_weight_tensors(
+    targets: Sequence[np.ndarray], vocabularies: Mapping[str, Sequence[str]], enabled: bool, max_weight: float
+) -> list[torch.Tensor | None]:
+    """Per dimension, the class weights of its training targets (None everywhere when disabled)."""
+    return [
+        torch.from_numpy(class_weights(target, len(vocabulary), max_weight)) if enabled else None
+        for target, vocabulary in zip(targets, vocabularies.values(), strict=True)
+    ]
 
 
 def encode_labels(labels: Sequence[str], vocabulary: Sequence[str], dimension: str) -> np.ndarray:
@@ -287,12 +306,7 @@ def train_mlp_filter(
             raise ValueError("secondary_weight > 0 needs train_secondary and val_secondary labels")
         train_sec = _encode_secondary_split(train_secondary, train_primary, vocabs)
         val_sec = _encode_secondary_split(val_secondary, val_primary, vocabs)
-    weights = [
-        torch.from_numpy(class_weights(target, len(vocabs[d]), config.max_class_weight))
-        if config.class_weighting
-        else None
-        for d, target in zip(dimensions, train_primary, strict=True)
-    ]
+    weights = class_weight_tensors(train_primary, vocabs, config.class_weighting, config.max_class_weight)
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -303,9 +317,7 @@ def train_mlp_filter(
     secondary = [torch.from_numpy(target) for target in train_sec] if train_sec is not None else None
     val_targets = [torch.from_numpy(target) for target in val_primary]
     val_secondary_t = [torch.from_numpy(target) for target in val_sec] if val_sec is not None else None
-    stopper = EarlyStopping(config.patience, config.min_delta)
-    history: list[EpochMetrics] = []
-    best_state = clone_state(model)
+    stopper = EarlyStopping(model, config.patience, config.min_delta, on_epoch)
 
     for epoch in range(1, config.max_epochs + 1):
         model.train()
@@ -340,22 +352,16 @@ def train_mlp_filter(
             )
             accuracy = primary_accuracy(val_logits, model.head_sizes, val_targets, dimensions)
         metrics = EpochMetrics(epoch=epoch, train_loss=total / seen, val_loss=val_loss, val_accuracy=accuracy)
-        history.append(metrics)
-        if on_epoch is not None:
-            on_epoch(metrics)
-        if stopper.update(epoch, val_loss):
-            best_state = clone_state(model)
-        if stopper.should_stop:
+        if stopper.end_epoch(model, metrics):
             break
 
-    model.load_state_dict(best_state)
-    model.eval()
+    stopper.restore_best(model)
     return TrainedMLP(
         model=model,
         config=config,
         input_dim=int(train_x.shape[1]),
         vocabularies=vocabs,
-        history=history,
+        history=stopper.history,
         best_epoch=stopper.best_epoch,
         train_size=len(train_x),
         val_size=len(val_x),
