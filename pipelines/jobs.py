@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipelines.partitions import web_doc_shards
+from pipelines.partitions import customer_cohorts, models_under_test, web_doc_shards
 
 # Per shard: read, clean, quarantine, embed and annotate. What the shard sensor and backfills run.
 webdocs_job = dg.define_asset_job(
@@ -41,10 +41,61 @@ webdocs_labels_job = dg.define_asset_job(
     description="Label one shard's documents with the MLP filter.",
 )
 
-# Everything. `python -m pipelines.sample` runs it in stages: partitioned assets once per shard,
-# unpartitioned ones once, in dependency order.
-sample_job = dg.define_asset_job(
-    name="sample",
-    selection=dg.AssetSelection.all(),
-    description="Every asset on the bundled sample data (see `python -m pipelines.sample`).",
+# Shopping: the catalog and its search index, then per cohort the simulated customers, their
+# questions, rendered histories and the agent evaluation, then the event log over all cohorts.
+shopping_catalog_job = dg.define_asset_job(
+    name="shopping_catalog",
+    selection=dg.AssetSelection.assets("product_catalog", "product_catalog_quarantine", "product_search_results"),
+    description="Load and normalize the product catalogs; embed the shop's titles and rank the search vocabulary.",
 )
+
+shopping_job = dg.define_asset_job(
+    name="shopping",
+    selection=dg.AssetSelection.assets(
+        "customer_personas",
+        "shopping_trajectories",
+        "shoptrajqa_questions",
+        "shoptrajqa_contexts",
+        "customer_agent_eval",
+        "shoptrajqa_rl_dataset",
+    ),
+    partitions_def=customer_cohorts,
+    description="Simulate one cohort of customers, ask ShopTrajQA questions, render contexts, evaluate the agent.",
+)
+
+shopping_event_log_job = dg.define_asset_job(
+    name="shopping_summary",
+    selection=dg.AssetSelection.assets("shopping_event_log"),
+    description="Put every cohort's events behind the DuckDB view and chart the event mix and spend.",
+)
+
+# Shopping Reasoning Bench: missions (with reviewed drafts), then per model under test the answers and
+# their rubric grades, then the scores over every graded model.
+shopbench_missions_job = dg.define_asset_job(
+    name="shopbench_missions",
+    selection=dg.AssetSelection.assets(
+        "mission_drafts",
+        "mission_draft_rejects",
+        "shopping_missions",
+        "shopping_mission_criteria",
+        "shopping_missions_quarantine",
+    ),
+    description="Draft missions with the LLM, then load and validate the missions (reviewed drafts included).",
+)
+
+shopbench_job = dg.define_asset_job(
+    name="shopbench",
+    selection=dg.AssetSelection.assets("assistant_responses", "rubric_grades"),
+    partitions_def=models_under_test,
+    description="One model under test answers every mission turn by turn; the judge grades every criterion.",
+)
+
+shopbench_scores_job = dg.define_asset_job(
+    name="shopbench_report",
+    selection=dg.AssetSelection.assets("shopbench_scores"),
+    description="Score and compare every graded model; write the DuckDB tables.",
+)
+
+# There is no single `sample` job: Dagster requires one partitions definition per job, and the
+# sample spans shards, cohorts and models under test. `python -m pipelines.sample` materializes
+# everything stage by stage through the implicit asset job instead (see docs/decisions.md).

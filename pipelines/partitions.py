@@ -1,7 +1,25 @@
 """Partition definitions, in their own module so that assets and pipelines share one object each."""
 
+import os
+
 import dagster as dg
 
 # One partition per input file of web documents (its file name), registered by the shard sensor
 # or by `python -m pipelines.sample`.
 web_doc_shards = dg.DynamicPartitionsDefinition(name="web_doc_shards")
+
+# Simulated customers come in cohorts of equal size; each cohort is simulated, questioned and
+# evaluated independently, so a backfill over cohorts scales out and memory stays flat per cohort.
+# The number of cohorts is configuration (`ASSAY_SHOPPING_COHORTS`), read when the code location loads.
+SHOPPING_COHORTS = int(os.environ.get("ASSAY_SHOPPING_COHORTS") or "2")
+customer_cohorts = dg.StaticPartitionsDefinition([f"cohort-{index:03d}" for index in range(SHOPPING_COHORTS)])
+
+
+def cohort_index(cohort: str) -> int:
+    """The number of a cohort partition key ("cohort-007" -> 7)."""
+    return int(cohort.rsplit("-", 1)[1])
+
+
+# One partition per model under test of the Shopping Reasoning Bench: a new model is a new
+# partition and a backfill, not a code change (see `assets/shopbench`).
+models_under_test = dg.DynamicPartitionsDefinition(name="models_under_test")

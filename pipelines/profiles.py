@@ -55,7 +55,19 @@ def build_resources(profile: str | None = None) -> dict[str, Any]:
         "lancedb": LanceDBResource(uri=_env("ASSAY_LANCEDB_URI", str(home / "lancedb"))),
         "duckdb": DuckDBResource(path=_env("ASSAY_DUCKDB_PATH", str(home / "assay.duckdb"))),
         "quality": QualityResource(),
-        "inputs": InputFoldersResource(web_docs=_env("ASSAY_WEB_DOCS_INPUT", str(REPO_ROOT / "samples" / "web_docs"))),
+        "inputs": InputFoldersResource(
+            web_docs=_env("ASSAY_WEB_DOCS_INPUT", str(REPO_ROOT / "samples" / "web_docs")),
+            shopping_catalogs=_env("ASSAY_SHOPPING_CATALOGS", str(REPO_ROOT / "samples" / "shopping")),
+            simulated_shop=_env("ASSAY_SHOPPING_SHOP", "amazon_uk_toys"),
+            shopbench_missions=_env(
+                "ASSAY_SHOPBENCH_MISSIONS_FILE", str(REPO_ROOT / "samples" / "shopbench" / "missions.jsonl")
+            ),
+            shopbench_reviewed_drafts=_env(
+                "ASSAY_SHOPBENCH_REVIEWED_DRAFTS", str(REPO_ROOT / "samples" / "shopbench" / "reviewed_drafts.txt")
+            ),
+            bfcl=_env("ASSAY_BFCL_INPUT", str(REPO_ROOT / "samples" / "bfcl_v3")),
+            tool_files=_env("ASSAY_TOOL_FILES", ""),
+        ),
         "llm": _llm(profile, home),
         "embedder": _embedder(profile),
         "scale": _scale(profile),
@@ -87,6 +99,8 @@ def _llm(profile: str, home: Path) -> LLMResource:
             model=dg.EnvVar("ASSAY_LLM_MODEL"),
             base_url=dg.EnvVar("ASSAY_LLM_BASE_URL"),
             api_key_env="ASSAY_LLM_API_KEY",
+            n_ctx=int(_env("ASSAY_LLM_CONTEXT", "32768")),
+            tokenizer=_env("ASSAY_LLM_TOKENIZER", ""),
             batch_size=32,
             cache_path=cache,
         )
@@ -94,7 +108,8 @@ def _llm(profile: str, home: Path) -> LLMResource:
         backend=_env("ASSAY_LLM_BACKEND", "llamacpp"),
         model=_env("ASSAY_LLM_MODEL", ""),
         base_url=_env("ASSAY_LLM_BASE_URL", ""),
-        n_ctx=int(_env("ASSAY_LLM_CONTEXT", "2048")),
+        # SmolLM2-135M was trained with 8k tokens; the local long-context QA renders histories up to 2k.
+        n_ctx=int(_env("ASSAY_LLM_CONTEXT", "8192")),
         cache_path=cache,
     )
 
@@ -125,8 +140,24 @@ def _scale(profile: str) -> ScaleResource:
         student_epochs=int(_env("ASSAY_STUDENT_EPOCHS", "3")),
         generative_max_examples=int(_env("ASSAY_GENERATIVE_MAX_EXAMPLES", "12" if local else "0")),
         training_device=_env("ASSAY_TRAINING_DEVICE", "cuda" if profile == "gpu" else "cpu"),
+        shopping_customers_per_cohort=int(_env("ASSAY_SHOPPING_CUSTOMERS_PER_COHORT", "10" if local else "1000")),
+        shopping_span_months=int(_env("ASSAY_SHOPPING_SPAN_MONTHS", "36")),
+        shoptrajqa_questions_per_customer=int(_env("ASSAY_SHOPTRAJQA_QUESTIONS_PER_CUSTOMER", "10")),
+        # The paper's 32k and 64k on a GPU; locally what SmolLM2's 8k window and ~2 cores allow.
+        shoptrajqa_budgets=_int_list(_env("ASSAY_SHOPTRAJQA_BUDGETS", "512,2048" if local else "32768,65536")),
+        shoptrajqa_eval_questions_per_cohort=int(_env("ASSAY_SHOPTRAJQA_EVAL_QUESTIONS", "4" if local else "0")),
+        customer_agent_max_steps=int(_env("ASSAY_CUSTOMER_AGENT_MAX_STEPS", "4" if local else "6")),
+        shopbench_models=_env("ASSAY_SHOPBENCH_MODELS", "default").split(","),
+        shopbench_missions=int(_env("ASSAY_SHOPBENCH_MISSIONS", "4" if local else "0")),
+        shopbench_drafts=int(_env("ASSAY_SHOPBENCH_DRAFTS", "2" if local else "20")),
+        shopbench_response_max_tokens=int(_env("ASSAY_SHOPBENCH_RESPONSE_TOKENS", "160" if local else "1024")),
+        judge_explanation_max_chars=int(_env("ASSAY_JUDGE_EXPLANATION_CHARS", "150" if local else "0")),
     )
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]

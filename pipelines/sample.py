@@ -1,8 +1,9 @@
 """`python -m pipelines.sample`: run the `sample` job on the bundled data and say what came out.
 
 Used by `make run`. Runs go to the Dagster instance in `$DAGSTER_HOME`, so they appear in the UI
-(`make ui`) with their metadata. Partitioned assets run once per registered shard, then the
-corpus-wide assets run once, exactly as the sensors would chain them.
+(`make ui`) with their metadata. Partitioned assets run once per partition (web-doc shard, customer
+cohort, model under test), unpartitioned ones once, in dependency order, as the sensors and
+backfills would chain them.
 """
 
 from __future__ import annotations
@@ -14,59 +15,69 @@ import dagster as dg
 
 from ops.webdocs.reading import shard_files
 from pipelines.definitions import defs
-from pipelines.partitions import web_doc_shards
+from pipelines.partitions import models_under_test, web_doc_shards
 from pipelines.recovery import fail_orphaned_runs, launcher_tags
 from resources.io_manager import ARTIFACT_PATH, latest_materialization
 
 
-def register_sample_shards(instance: dg.DagsterInstance, folder: str) -> list[str]:
-    """Register every input file as a web-doc shard (idempotent) and return all shard keys."""
-    names = [path.name for path in shard_files(folder)]
-    known = set(instance.get_dynamic_partitions(web_doc_shards.name))
-    instance.add_dynamic_partitions(web_doc_shards.name, [name for name in names if name not in known])
-    return names
+def register_sample_partitions(instance: dg.DagsterInstance) -> None:
+    """Register every web-docs input file as a shard and the configured models under test (idempotent)."""
+    wanted = {
+        web_doc_shards.name: [path.name for path in shard_files(defs.resources["inputs"].web_docs)],
+        models_under_test.name: list(defs.resources["scale"].shopbench_models),
+    }
+    for name, keys in wanted.items():
+        known = set(instance.get_dynamic_partitions(name))
+        instance.add_dynamic_partitions(name, [key for key in keys if key not in known])
 
 
-def stages(graph) -> list[tuple[bool, list[dg.AssetKey]]]:
-    """Assets grouped into stages that alternate between per-shard and corpus-wide work.
+def stages(graph) -> list[tuple[dg.PartitionsDefinition | None, list[dg.AssetKey]]]:
+    """Assets grouped into stages, each of one partitioning, in an order that only needs earlier stages.
 
-    An asset's stage is the number of switches between partitioned and unpartitioned assets on the
-    longest path from a root to it, so every stage only needs stages before it.
+    An asset's stage is the number of switches of partitioning (none, web-doc shards, customer
+    cohorts, models under test) on the longest path from a root to it; unpartitioned roots start at 1
+    so that they join the first corpus-wide stage. Assets of one stage number but different
+    partitionings never depend on each other, so they run as separate stages.
     """
     stage: dict[dg.AssetKey, int] = {}
     for key in graph.toposorted_asset_keys:
-        partitioned = graph.get(key).partitions_def is not None
+        partitions_def = graph.get(key).partitions_def
         stage[key] = max(
             (
-                stage[parent] + ((graph.get(parent).partitions_def is not None) != partitioned)
+                stage[parent] + (graph.get(parent).partitions_def != partitions_def)
                 for parent in graph.get(key).parent_keys
                 if parent in stage
             ),
-            default=0 if partitioned else 1,
+            default=0 if partitions_def is not None else 1,
         )
-    return [
-        (graph.get(keys[0]).partitions_def is not None, keys)
-        for number in sorted(set(stage.values()))
-        if (keys := [key for key in stage if stage[key] == number])
-    ]
+    groups: dict[tuple[int, str], list[dg.AssetKey]] = {}
+    for key, number in stage.items():
+        groups.setdefault((number, _partitioning_name(graph.get(key).partitions_def)), []).append(key)
+    return [(graph.get(keys[0]).partitions_def, keys) for _, keys in sorted(groups.items())]
+
+
+def _partitioning_name(partitions_def: dg.PartitionsDefinition | None) -> str:
+    if partitions_def is None:
+        return ""
+    return getattr(partitions_def, "name", None) or type(partitions_def).__name__
 
 
 def run_sample(instance: dg.DagsterInstance) -> list[dg.ExecuteInProcessResult]:
-    """Materialize every asset of the `sample` job, stage by stage; partitioned stages shard by shard."""
+    """Materialize every asset, stage by stage (through the implicit asset job); partitioned stages key by key."""
     graph = defs.resolve_asset_graph()
-    job = defs.resolve_job_def("sample")
-    folder = defs.resources["inputs"].web_docs
+    job = defs.resolve_implicit_global_asset_job_def()
     for run_id in fail_orphaned_runs(instance):
         print(f"[assay] run {run_id} was interrupted earlier; marked failed, its work resumes now", flush=True)
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # steps' own logs, not engine events
     options = {"instance": instance, "raise_on_error": False, "tags": launcher_tags(), "run_config": quiet}
-    shards = register_sample_shards(instance, folder)
+    register_sample_partitions(instance)
     results = []
-    for partitioned, keys in stages(graph):
+    for partitions_def, keys in stages(graph):
         names = ", ".join(key.to_user_string() for key in keys)
-        for shard in shards if partitioned else [None]:
-            print(f"[assay] materializing {names}" + (f" for shard {shard}" if shard else ""), flush=True)
-            results.append(job.execute_in_process(partition_key=shard, asset_selection=keys, **options))
+        partitions = partitions_def.get_partition_keys(dynamic_partitions_store=instance) if partitions_def else [None]
+        for partition in partitions:
+            print(f"[assay] materializing {names}" + (f" for {partition}" if partition else ""), flush=True)
+            results.append(job.execute_in_process(partition_key=partition, asset_selection=keys, **options))
         if not all(result.success for result in results):
             break  # later stages read what this one failed to produce
     return results

@@ -7,6 +7,8 @@ folder": it reads the version that the upstream's latest materialization recorde
 consumed is exactly what Dagster says it consumed.
 """
 
+from collections.abc import Sequence
+
 import dagster as dg
 import polars as pl
 
@@ -26,6 +28,21 @@ def latest_materialization(
         limit=1,
     ).records
     return records[0].asset_materialization if records else None
+
+
+def materialized_partition_files(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Parquet files of the latest version of each materialized partition, and the partitions never
+    materialized; for corpus-wide steps that summarize whatever partitions exist so far."""
+    files, missing = [], []
+    for partition in partitions:
+        event = latest_materialization(instance, asset_key, partition)
+        if event is None or ARTIFACT_PATH not in event.metadata:
+            missing.append(partition)
+        else:
+            files.append(f"{event.metadata[ARTIFACT_PATH].value}/{FRAME_FILE}")
+    return files, missing
 
 
 def recorded_version(materialization: dg.AssetMaterialization | None) -> str | None:

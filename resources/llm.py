@@ -29,6 +29,7 @@ from resources.llm_backends import (
 from resources.llm_cache import DEFAULT_CACHE_PATH, LLMCache, completion_key
 
 CODER_MODEL = "coder"
+DEFAULT_MODEL = "default"
 _ERROR_PREVIEW_CHARS = 120
 
 
@@ -126,7 +127,9 @@ class LLMResource(dg.ConfigurableResource):
     `model` means: for llamacpp a GGUF path, "" for the packaged SmolLM2-135M or "coder" for the
     opt-in Qwen2.5-Coder-1.5B; for openai the served model name; for vllm a Hugging Face model id.
     The API key of the openai backend is read from the environment variable named by `api_key_env`
-    and is never part of the config.
+    and is never part of the config. `n_ctx` is the context the model runs with (for openai: what the
+    server serves); `tokenizer` names the Hugging Face tokenizer of a served model when it differs
+    from `model` (token budgets are counted with the model's own tokenizer).
     """
 
     backend: str = "llamacpp"
@@ -139,6 +142,7 @@ class LLMResource(dg.ConfigurableResource):
     cache_path: str = DEFAULT_CACHE_PATH
     timeout_s: float = 120.0
     max_retries: int = 1
+    tokenizer: str = ""
 
     _client: CachedLLMClient | None = PrivateAttr(default=None)
 
@@ -151,6 +155,22 @@ class LLMResource(dg.ConfigurableResource):
         """Answer a batch of requests; see `CachedLLMClient.chat`."""
         return self.get_client().chat(requests)
 
+    def for_model(self, model: str) -> LLMResource:
+        """This resource with another model on the same backend ("default" keeps the configured one).
+
+        How a model under test (a partition key) becomes a client: e.g. "coder" on llama.cpp, a served
+        model name on an OpenAI-compatible server, a Hugging Face id on vLLM.
+        """
+        return self if model == DEFAULT_MODEL else self.model_copy(update={"model": model})
+
+    def context_window(self) -> int:
+        """Tokens a prompt plus its completion may take with the configured model."""
+        return self.get_client().backend.context_window
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text under the configured model's own tokenizer."""
+        return self.get_client().backend.count_tokens(texts)
+
     def get_client(self) -> CachedLLMClient:
         """The cached client for this config, built on first use (the model itself loads on first miss)."""
         if self._client is None:
@@ -161,6 +181,10 @@ class LLMResource(dg.ConfigurableResource):
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Close the cache file at the end of a run."""
+        self.close()
+
+    def close(self) -> None:
+        """Close the cache file (and drop the model); for copies made with `for_model` inside a step."""
         if self._client is not None:
             self._client.cache.close()
             self._client = None
@@ -170,7 +194,13 @@ class LLMResource(dg.ConfigurableResource):
             return LlamaCppBackend(self._gguf_path(), n_ctx=self.n_ctx, n_threads=self.n_threads)
         if self.backend == "openai":
             return OpenAICompatibleBackend(
-                self.model, self.base_url, self.api_key_env, self.timeout_s, concurrency=self.batch_size
+                self.model,
+                self.base_url,
+                self.api_key_env,
+                self.timeout_s,
+                concurrency=self.batch_size,
+                n_ctx=self.n_ctx,
+                tokenizer=self.tokenizer,
             )
         if self.backend == "vllm":
             return VLLMBackend(self.model, n_ctx=self.n_ctx)

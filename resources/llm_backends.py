@@ -53,6 +53,34 @@ class ChatBackend(Protocol):
         """
         ...
 
+    @property
+    def context_window(self) -> int:
+        """Tokens a prompt plus its completion may take on this engine."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text under the model's own tokenizer (no special tokens added)."""
+        ...
+
+
+class HuggingFaceTokenizer:
+    """Token counts with a Hugging Face tokenizer (the served model's, by id or folder), loaded lazily.
+
+    Used by the vLLM and OpenAI-compatible backends; `transformers` comes with sentence-transformers.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._tokenizer: Any = None
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text, without special tokens."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.name)
+        return [len(ids) for ids in self._tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
 
 def available_threads() -> int:
     """CPU cores this process may use (respects affinity / container limits where the OS tells)."""
@@ -76,6 +104,7 @@ class LlamaCppBackend:
         self.n_ctx = n_ctx
         self.n_threads = n_threads or available_threads()
         self._llama: Any = None
+        self._vocab: Any = None
         self._grammars: dict[str, Any] = {}
 
     @property
@@ -125,6 +154,29 @@ class LlamaCppBackend:
             )
         return self._llama
 
+    @property
+    def context_window(self) -> int:
+        """The configured context, or the model's training context when that is smaller."""
+        metadata = self._vocabulary().metadata
+        trained = int(metadata.get(f"{metadata.get('general.architecture', 'llama')}.context_length", self.n_ctx))
+        return min(self.n_ctx, trained)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text under the GGUF's own tokenizer (a vocabulary-only load, no weights)."""
+        vocabulary = self._vocabulary()
+        return [len(vocabulary.tokenize(text.encode("utf-8"), add_bos=False, special=False)) for text in texts]
+
+    def _vocabulary(self) -> Any:
+        if self._llama is not None:
+            return self._llama
+        if self._vocab is None:
+            import llama_cpp
+
+            if not self.model_path.is_file():
+                raise FileNotFoundError(f"GGUF model not found: {self.model_path}")
+            self._vocab = llama_cpp.Llama(model_path=str(self.model_path), vocab_only=True, verbose=False)
+        return self._vocab
+
     def _grammar(self, schema: dict[str, Any] | None) -> Any:
         if schema is None:
             return None
@@ -152,10 +204,14 @@ class OpenAICompatibleBackend:
         api_key_env: str = "OPENAI_API_KEY",
         timeout_s: float = 120.0,
         concurrency: int = 8,
+        n_ctx: int = 32768,
+        tokenizer: str = "",
     ) -> None:
         if not model:
             raise ValueError("the openai backend needs `model` (the served model name)")
         self.model = model
+        self.n_ctx = n_ctx
+        self._tokenizer = HuggingFaceTokenizer(tokenizer or model)
         self.base_url = base_url
         self.api_key_env = api_key_env
         self.timeout_s = timeout_s
@@ -169,6 +225,15 @@ class OpenAICompatibleBackend:
     def model_id(self) -> str:
         """The served model name."""
         return self.model
+
+    @property
+    def context_window(self) -> int:
+        """The served context length, as configured (the server is not asked)."""
+        return self.n_ctx
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens under the served model's Hugging Face tokenizer (`tokenizer`, default the model name)."""
+        return self._tokenizer.count(texts)
 
     def run(self, requests: Sequence[ChatRequest]) -> Iterator[Outcome]:
         """Send all requests at once through a pool of `concurrency` threads; yield as they return."""
@@ -235,11 +300,21 @@ class VLLMBackend:
         self.model = model
         self.n_ctx = n_ctx
         self._engine: Any = None
+        self._tokenizer = HuggingFaceTokenizer(model)
 
     @property
     def model_id(self) -> str:
         """The Hugging Face model id (or folder) vLLM loads."""
         return self.model
+
+    @property
+    def context_window(self) -> int:
+        """`max_model_len` the engine is started with."""
+        return self.n_ctx
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens under the model's Hugging Face tokenizer."""
+        return self._tokenizer.count(texts)
 
     def run(self, requests: Sequence[ChatRequest]) -> Iterator[Outcome]:
         """Generate the whole batch in one engine call; its wall time is shared out evenly."""

@@ -15,3 +15,19 @@ class ScaleResource(dg.ConfigurableResource):
     student_epochs: int = 3
     generative_max_examples: int = 0
     training_device: str = "cpu"  # "cuda" in the gpu profile: the generative student trains in bfloat16 there
+    # shopping: customers simulated per cohort partition, months of history, questions per customer,
+    # the token budgets of the rendered histories, and how many questions per cohort the LLM answers.
+    shopping_customers_per_cohort: int = 1000
+    shopping_span_months: int = 36
+    shoptrajqa_questions_per_customer: int = 12
+    shoptrajqa_budgets: list[int] = [32768, 65536]
+    shoptrajqa_eval_questions_per_cohort: int = 0
+    customer_agent_max_steps: int = 6
+    # shopbench: the models under test registered by the sample run, and how many missions they answer.
+    shopbench_models: list[str] = ["default"]
+    shopbench_missions: int = 0
+    shopbench_drafts: int = 20
+    shopbench_response_max_tokens: int = 1024
+    # Bounding the judge's explanation stops a small model looping inside it; 0 = unbounded, which
+    # strict JSON-schema APIs need (they refuse maxLength).
+    judge_explanation_max_chars: int = 0

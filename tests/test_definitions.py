@@ -25,7 +25,8 @@ def test_definitions_load_in_every_profile(profile, assay_home, monkeypatch):
     assert {"llm", "embedder", "io_manager", "lancedb", "duckdb", "quality", "inputs"} <= set(defs.resources)
     backends = {"local": "llamacpp", "gpu": "vllm", "cluster": "openai"}
     assert defs.resources["llm"].backend == backends[profile]
-    assert {job.name for job in defs.jobs} >= {"webdocs", "sample"}
+    jobs = {"webdocs", "shopping_catalog", "shopping", "shopping_summary", "shopbench", "shopbench_report"}
+    assert {job.name for job in defs.jobs} >= jobs
 
 
 def test_unknown_profile_is_a_clear_error(monkeypatch):

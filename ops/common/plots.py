@@ -88,3 +88,21 @@ def grouped_bar_png(categories: Sequence[str], series: Mapping[str, Sequence[flo
     figure.savefig(buffer, format="png")
     plt.close(figure)
     return buffer.getvalue()
+
+
+def line_png(x_labels: Sequence[str], series: Mapping[str, Sequence[float]], title: str, ylabel: str) -> bytes:
+    """One line per series over ordered x labels (e.g. months), as PNG bytes; few tick labels shown."""
+    figure, axes = plt.subplots(figsize=(7.0, 3.2), dpi=100)
+    positions = np.arange(len(x_labels))
+    for name, values in series.items():
+        axes.plot(positions, values, label=name, linewidth=1.4)
+    step = max(1, len(x_labels) // 12)
+    axes.set_xticks(positions[::step], labels=list(x_labels)[::step], fontsize=7, rotation=30, ha="right")
+    axes.set_title(title)
+    axes.set_ylabel(ylabel)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()

@@ -1,0 +1,167 @@
+"""Product catalog: real listings in, normalized products and a quarantine out, titles in a vector index."""
+
+import re
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from assets.outputs import PREVIEW_ROWS, frame_output, markdown_table
+from ops.common.versioning import combine_versions, frame_version
+from ops.shopping.catalog import CatalogSource, ColumnMapping, bundled_sources, load_catalogs
+from ops.shopping.search import rankings_frame
+from ops.shopping.simulator import search_queries
+from resources.embedder import EmbedderResource
+from resources.inputs import InputFoldersResource
+from resources.lancedb import LanceDBResource
+
+GROUP = "shopping"
+SEARCH_RESULTS_PER_QUERY = 10
+
+
+class CatalogSourceConfig(dg.Config):
+    """One catalog file and how its columns map onto the product fields (a new catalog is only this)."""
+
+    name: str
+    path: str
+    format: str | None = None
+    id: str
+    title: str
+    brand: str | None = None
+    category: str | None = None
+    category_separator: str = " > "
+    price: str
+    currency: str = "USD"
+    rating: str | None = None
+    review_count: str | None = None
+
+    def source(self) -> CatalogSource:
+        """The plain source object that `ops.shopping.catalog` loads."""
+        mapping = ColumnMapping(
+            id=self.id,
+            title=self.title,
+            brand=self.brand,
+            category=self.category,
+            category_separator=self.category_separator,
+            price=self.price,
+            currency=self.currency,
+            rating=self.rating,
+            review_count=self.review_count,
+        )
+        return CatalogSource(name=self.name, path=Path(self.path), format=self.format, mapping=mapping)
+
+
+class ProductCatalogConfig(dg.Config):
+    """Catalog files to load; empty means the two bundled catalogs (Amazon UK toys slice, Magento Luma)."""
+
+    sources: list[CatalogSourceConfig] = []
+    max_price: float = 10_000.0
+
+
+@dg.multi_asset(
+    outs={
+        "product_catalog": dg.AssetOut(
+            group_name=GROUP,
+            code_version="1",
+            kinds={"polars", "parquet"},
+            description="Normalized products of every configured catalog: source-prefixed ids, titles, brands, "
+            "category paths, prices with their currency, ratings, and a consumable flag.",
+        ),
+        "product_catalog_quarantine": dg.AssetOut(
+            group_name=GROUP,
+            code_version="1",
+            kinds={"polars", "parquet"},
+            description="Every catalog record that was not kept, with its source, record number and reason.",
+        ),
+    },
+)
+def product_catalog(config: ProductCatalogConfig, inputs: InputFoldersResource):
+    """Load the catalogs through their column mappings; unusable rows are quarantined, never dropped."""
+    sources = [source.source() for source in config.sources] or bundled_sources(Path(inputs.shopping_catalogs))
+    result = load_catalogs(sources, max_price=config.max_price)
+    counts = result.metadata()
+    by_source = (
+        result.products.group_by("source", "currency")
+        .agg(pl.len().alias("products"), pl.col("price").median().alias("median_price"))
+        .sort("source")
+    )
+    reasons = result.quarantine.group_by("source", "reason").len().sort("len", descending=True)
+    yield frame_output(
+        result.products,
+        output_name="product_catalog",
+        metadata={
+            **counts,
+            "sources": markdown_table(by_source),
+            "top_categories": result.products["top_category"].n_unique(),
+            "consumables": int(result.products["consumable"].sum()),
+        },
+    )
+    yield frame_output(
+        result.quarantine,
+        output_name="product_catalog_quarantine",
+        metadata={**counts, "reasons": markdown_table(reasons)},
+    )
+
+
+def titles_table_name(model_id: str) -> str:
+    """One LanceDB table per embedding model, so switching models never mixes vector spaces."""
+    return "product_titles__" + re.sub(r"[^A-Za-z0-9]+", "_", model_id).strip("_").lower()
+
+
+@dg.asset(group_name=GROUP, code_version="1", kinds={"lancedb", "polars"}, pool="gpu")
+def product_search_results(
+    context: dg.AssetExecutionContext,
+    product_catalog: pl.DataFrame,
+    embedder: EmbedderResource,
+    lancedb: LanceDBResource,
+    inputs: InputFoldersResource,
+) -> dg.Output:
+    """The simulated shop's search engine: its product titles embedded into LanceDB, and the ranked
+    results of every query the simulator can issue (its finite vocabulary) searched in that index.
+
+    Titles are re-embedded only when the catalog's (id, title) pairs changed; the table holds the
+    data version of what it embedded.
+    """
+    shop = inputs.shop_products(product_catalog)
+    titles = shop.select("product_id", "title").sort("product_id")
+    titles_version = combine_versions([frame_version(titles), embedder.model_id])
+    name = titles_table_name(embedder.model_id)
+    connection = lancedb.connect()
+    table = connection.open_table(name) if name in connection.table_names() else None
+    if table is None or _stored_version(table) != titles_version:
+        context.log.info(f"embedding {titles.height} product titles with {embedder.model_id}")
+        vectors = embedder.embed_passages(titles["title"].to_list())
+        data = titles.with_columns(
+            pl.Series("vector", vectors.tolist(), dtype=pl.Array(pl.Float32, embedder.dim)),
+            pl.lit(titles_version).alias("titles_version"),
+        )
+        table = connection.create_table(name, data.to_arrow(), mode="overwrite")
+    queries = search_queries(shop)
+    context.log.info(f"ranking {len(queries)} simulator queries in {name}")
+    query_vectors = embedder.embed_queries(queries)
+    ranked_ids, distances = [], []
+    for vector in query_vectors:
+        hits = table.search(vector).limit(SEARCH_RESULTS_PER_QUERY).select(["product_id"]).to_arrow()
+        ranked_ids.append(hits["product_id"].to_pylist())
+        distances.append(hits["_distance"].to_pylist())
+    results = rankings_frame(queries, ranked_ids, distances)
+    return frame_output(
+        results,
+        {
+            "queries": len(queries),
+            "products_indexed": titles.height,
+            "shop": inputs.simulated_shop,
+            "lance_table": name,
+            "lance_uri": dg.MetadataValue.path(lancedb.uri),
+            "lance_table_version": table.version,
+            "embedder": embedder.model_id,
+            "example_results": markdown_table(results.filter(pl.col("rank") < 3).head(3 * PREVIEW_ROWS)),
+        },
+    )
+
+
+def _stored_version(table) -> str | None:
+    """The titles version an existing table was built from (None when empty or unknown)."""
+    if "titles_version" not in table.schema.names or table.count_rows() == 0:
+        return None
+    return table.search().select(["titles_version"]).limit(1).to_arrow()["titles_version"][0].as_py()

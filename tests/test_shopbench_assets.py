@@ -1,0 +1,108 @@
+"""The Shopping Reasoning Bench chain as Dagster runs it: drafts gated by review, missions, two models
+under test as dynamic partitions, rubric grades (with an undecided judge), scores and DuckDB tables.
+A scripted fake LLM plays assistant, drafter and judge; everything else is real."""
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from ops.common.llm import ChatRequest, ChatResult
+from pipelines.definitions import build_definitions
+from pipelines.partitions import models_under_test
+from pipelines.profiles import REPO_ROOT, build_resources
+from resources.inputs import InputFoldersResource
+from resources.scale import ScaleResource
+
+pytestmark = pytest.mark.slow
+
+
+class FakeBenchLLM(dg.ConfigurableResource):
+    """Drafts a fixed valid mission, answers as `model_id`, and judges by a hash of the request; criteria
+    whose text mentions "price" get "maybe", which the engine must record as ungraded."""
+
+    model_id: str = "default-fake"
+
+    def for_model(self, model: str) -> "FakeBenchLLM":
+        return self if model == "default" else FakeBenchLLM(model_id=model)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
+        return [self._answer(request) for request in requests]
+
+    def _answer(self, request: ChatRequest) -> ChatResult:
+        schema = request.json_schema or {}
+        prompt = request.messages[-1]["content"]
+        if "criteria_met" in schema.get("properties", {}):
+            if "price" in prompt.lower():
+                text = json.dumps({"explanation": "unsure", "criteria_met": "maybe"})
+                return ChatResult(request.request_id, text, None, "invalid JSON for the schema", 5, 5, 0.0, False)
+            met = int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 2 == 0
+            answer = {"explanation": "checked", "criteria_met": met}
+            return ChatResult(request.request_id, json.dumps(answer), answer, None, 5, 5, 0.0, False)
+        if "turns" in schema.get("properties", {}):
+            criterion = {"text": "Names at least one product from the catalog list", "weight": 3, "required": True}
+            answer = {"title": "drafted", "turns": [{"user": "What should I buy?", "criteria": [criterion]}]}
+            return ChatResult(request.request_id, json.dumps(answer), answer, None, 5, 5, 0.0, False)
+        text = f"{self.model_id} suggests the first product."
+        return ChatResult(request.request_id, text, None, None, 5, 5, 0.0, False)
+
+
+def test_shopbench_chain_end_to_end(instance, assay_home, tmp_path: Path):
+    reviewed_file = tmp_path / "reviewed.txt"
+    resources = {
+        **build_resources("local"),
+        "llm": FakeBenchLLM(),
+        "inputs": InputFoldersResource(
+            shopping_catalogs=str(REPO_ROOT / "samples" / "shopping"),
+            shopbench_missions=str(REPO_ROOT / "samples" / "shopbench" / "missions.jsonl"),
+            shopbench_reviewed_drafts=str(reviewed_file),
+        ),
+        "scale": ScaleResource(shopbench_missions=4, shopbench_drafts=2),
+    }
+    defs = build_definitions(resources)
+    missions_job = defs.resolve_job_def("shopbench_missions")
+
+    first = missions_job.execute_in_process(instance=instance)
+    assert first.success and all(check.passed for check in first.get_asset_check_evaluations())
+    drafts = first.output_for_node("mission_drafts", "mission_drafts")
+    assert drafts.height == 2 and set(drafts["status"]) == {"draft"}
+    bundled = first.output_for_node("shopping_missions", "shopping_missions")
+    assert not set(drafts["draft_id"]) & set(bundled["mission_id"])  # drafts stay out until reviewed
+
+    reviewed_file.write_text(drafts["draft_id"][0] + "\n", encoding="utf-8")
+    second = missions_job.execute_in_process(instance=instance)
+    missions = second.output_for_node("shopping_missions", "shopping_missions")
+    assert set(missions["mission_id"]) == set(bundled["mission_id"]) | {drafts["draft_id"][0]}
+
+    instance.add_dynamic_partitions(models_under_test.name, ["default", "model-b"])
+    bench = defs.resolve_job_def("shopbench")
+    for model in ("default", "model-b"):
+        run = bench.execute_in_process(instance=instance, partition_key=model)
+        assert run.success and all(check.passed for check in run.get_asset_check_evaluations())
+        responses = run.output_for_node("assistant_responses")
+        assert responses["mission_id"].n_unique() == 4 and responses["turn_index"].max() >= 2
+        assert responses["response"].str.starts_with("default-fake" if model == "default" else "model-b").all()
+        # Turn 2's prompt holds the model's own answers to turns 0 and 1.
+        later = responses.filter(pl.col("turn_index") == 2)["conversation_json"][0]
+        assert sum(message["role"] == "assistant" for message in json.loads(later)) == 3
+        grades = run.output_for_node("rubric_grades")
+        undecided = grades.filter(pl.col("status") == "ungraded")
+        assert undecided.height > 0 and undecided["attempts"].min() == 3
+
+    scores_run = defs.resolve_job_def("shopbench_report").execute_in_process(instance=instance)
+    assert scores_run.success
+    breakdowns = scores_run.output_for_node("shopbench_scores")
+    assert set(breakdowns.filter(pl.col("dimension") == "model")["model"]) == {"default", "model-b"}
+    assert {"required", "optional"} <= set(breakdowns.filter(pl.col("dimension") == "required")["value"])
+    with resources["duckdb"].connect(read_only=True) as connection:
+        query = "SELECT model, healthbench_score FROM shopbench_model_scores ORDER BY model"
+        models = connection.execute(query).fetchall()
+    assert [model for model, _ in models] == ["default", "model-b"]
+    assert all(score is None or 0.0 <= score <= 1.0 for _, score in models)
