@@ -12,6 +12,10 @@ import assets.shopping.catalog
 import assets.shopping.checks
 import assets.shopping.qa
 import assets.shopping.trajectories
+import assets.tooluse.checks
+import assets.tooluse.evaluation
+import assets.tooluse.specs
+import assets.tooluse.trajectories
 import assets.webdocs.checks
 import assets.webdocs.corpus
 import assets.webdocs.embeddings
@@ -26,6 +30,7 @@ from pipelines.jobs import (
     shopping_catalog_job,
     shopping_event_log_job,
     shopping_job,
+    tooluse_job,
     webdocs_corpus_job,
     webdocs_job,
     webdocs_labels_job,
@@ -47,8 +52,11 @@ ASSET_MODULES = [
     assets.shopping.agent_eval,
     assets.shopbench.missions,
     assets.shopbench.evaluation,
+    assets.tooluse.specs,
+    assets.tooluse.trajectories,
+    assets.tooluse.evaluation,
 ]
-CHECK_MODULES = [assets.webdocs.checks, assets.shopping.checks, assets.shopbench.checks]
+CHECK_MODULES = [assets.webdocs.checks, assets.shopping.checks, assets.shopbench.checks, assets.tooluse.checks]
 
 
 def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions:
@@ -66,6 +74,7 @@ def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions
             shopbench_missions_job,
             shopbench_job,
             shopbench_scores_job,
+            tooluse_job,
         ],
         sensors=[web_doc_shard_sensor, web_corpus_refresh_sensor, web_doc_labels_sensor],
         schedules=[nightly_webdocs_refresh],

@@ -96,6 +96,14 @@ shopbench_scores_job = dg.define_asset_job(
     description="Score and compare every graded model; write the DuckDB tables.",
 )
 
+# Tool use: specs, their index and backends, base trajectories (BFCL + synthesis), augmentations,
+# the policy evaluation and the RL environment export.
+tooluse_job = dg.define_asset_job(
+    name="tooluse",
+    selection=dg.AssetSelection.groups("tooluse"),
+    description="Specs to augmented trajectories, the policy evaluation and the RL environment export.",
+)
+
 # There is no single `sample` job: Dagster requires one partitions definition per job, and the
 # sample spans shards, cohorts and models under test. `python -m pipelines.sample` materializes
 # everything stage by stage through the implicit asset job instead (see docs/decisions.md).

@@ -152,6 +152,10 @@ def _scale(profile: str) -> ScaleResource:
         shopbench_drafts=int(_env("ASSAY_SHOPBENCH_DRAFTS", "2" if local else "20")),
         shopbench_response_max_tokens=int(_env("ASSAY_SHOPBENCH_RESPONSE_TOKENS", "160" if local else "1024")),
         judge_explanation_max_chars=int(_env("ASSAY_JUDGE_EXPLANATION_CHARS", "150" if local else "0")),
+        tool_synthesis_seeds=int(_env("ASSAY_TOOL_SYNTHESIS_SEEDS", "3" if local else "200")),
+        tool_synthesis_rounds=int(_env("ASSAY_TOOL_SYNTHESIS_ROUNDS", "2" if local else "3")),
+        tool_rewrite_bases=int(_env("ASSAY_TOOL_REWRITE_BASES", "2" if local else "0")),
+        tool_eval_per_group=int(_env("ASSAY_TOOL_EVAL_PER_GROUP", "1" if local else "0")),
     )
 
 

@@ -31,3 +31,9 @@ class ScaleResource(dg.ConfigurableResource):
     # Bounding the judge's explanation stops a small model looping inside it; 0 = unbounded, which
     # strict JSON-schema APIs need (they refuse maxLength).
     judge_explanation_max_chars: int = 0
+    # tooluse: synthesis seeds and rounds, bases rewritten by the LLM (0: all), and policy-eval
+    # examples per BFCL category and per augmentation type (0: all).
+    tool_synthesis_seeds: int = 200
+    tool_synthesis_rounds: int = 3
+    tool_rewrite_bases: int = 0
+    tool_eval_per_group: int = 0

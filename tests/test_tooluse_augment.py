@@ -14,6 +14,8 @@ import polars as pl
 import pytest
 
 from ops.common.llm import ChatRequest, ChatResult
+from ops.rubrics.criteria import Criterion
+from ops.rubrics.grading import grade
 from ops.tooluse.augment import (
     AUGMENT_REJECT_SCHEMA,
     AUGMENTATIONS,
@@ -29,8 +31,9 @@ from ops.tooluse.augment import (
 from ops.tooluse.backends import SimulatedBackend
 from ops.tooluse.bfcl import load_single_turn, parse_ground_truth
 from ops.tooluse.policy_eval import (
+    JUDGE_CRITERIA,
     accuracy_table,
-    judge_requests,
+    judge_items,
     policy_requests,
     rl_environment_rows,
     score_policy,
@@ -298,6 +301,22 @@ def _result(request_id: str, text: str | None, error: str | None = None) -> Chat
     return ChatResult(request_id, text, None, error, 100, 20, 0.05, False)
 
 
+class FakeRubricJudge:
+    """Answers every rubric-engine request with `answer` (a verdict object); records the requests."""
+
+    model_id = "fake-judge"
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+        self.requests: list[ChatRequest] = []
+
+    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
+        self.requests += requests
+        return [
+            ChatResult(r.request_id, json.dumps(self.answer), self.answer, None, 50, 5, 0.01, False) for r in requests
+        ]
+
+
 def test_policy_requests_show_tools_query_and_outputs() -> None:
     frame = _eval_frame()
     requests = {r.request_id: r for r in policy_requests(frame)}
@@ -341,11 +360,25 @@ def test_score_policy_with_fake_outputs_and_judge() -> None:
         ambiguous: oracle_text(simple_ids[0]),
     }
     results = [_result(i, outputs.get(i)) for i in ids]
-    judged = judge_requests(frame, results)
-    assert [r.request_id for r in judged] == [erroneous]  # the ambiguous row answered with a call: no judge
-    assert json.loads(judged[0].messages[1]["content"])[-1]["content"] == outputs[erroneous]
-    verdicts = [ChatResult(erroneous, '{"behaviour_shown": true}', {"behaviour_shown": True}, None, 50, 5, 0.01, False)]
-    scored = {r["trajectory_id"]: r for r in score_policy(frame, results, verdicts).iter_rows(named=True)}
+    items = judge_items(frame, results, model="fake-policy")
+    assert [i.response_id for i in items] == [erroneous]  # the ambiguous row answered with a call: no judge
+    item = items[0]
+    prompt = {r.request_id: r for r in policy_requests(frame)}[erroneous].messages
+    assert item.conversation == (*prompt, {"role": "assistant", "content": outputs[erroneous]})
+    assert (item.criterion.criterion_id, item.criterion.text) == ("detect_error", JUDGE_CRITERIA["detect_error"])
+    assert (item.criterion.weight, item.criterion.required, item.turn_index, item.model) == (
+        1.0,
+        True,
+        1,
+        "fake-policy",
+    )
+    judge = FakeRubricJudge({"explanation": "It reports the tool error.", "criteria_met": True})
+    grades = grade(judge, items)
+    # one engine call per judged row, whose prompt holds the criterion and the policy's reply
+    assert len(judge.requests) == 1
+    assert JUDGE_CRITERIA["detect_error"] in judge.requests[0].messages[1]["content"]
+    assert outputs[erroneous] in judge.requests[0].messages[1]["content"]
+    scored = {r["trajectory_id"]: r for r in score_policy(frame, results, grades).iter_rows(named=True)}
     assert {i: (scored[i]["outcome"], scored[i]["reward"]) for i in ids} == {
         simple_ids[0]: ("match", 1.0),
         simple_ids[1]: ("wrong_function", 0.0),
@@ -355,12 +388,19 @@ def test_score_policy_with_fake_outputs_and_judge() -> None:
         erroneous: ("behaviour_shown", 1.0),
         ambiguous: ("unexpected_call", 0.0),
     }
+    assert scored[erroneous]["detail"] == "judge: It reports the tool error."
+    missing = grade(FakeRubricJudge({"explanation": "It presents a result.", "criteria_met": False}), items)
+    maybe = grade(FakeRubricJudge({"explanation": "Unsure.", "criteria_met": "maybe"}), items, max_attempts=2)
+    for judged, outcome in ((missing, "behaviour_missing"), (maybe, "judge_ungraded")):
+        row = score_policy(frame, results, judged).filter(pl.col("trajectory_id") == erroneous).row(0, named=True)
+        assert (row["outcome"], row["reward"]) == (outcome, 0.0)
+    assert "after 2 attempt(s)" in row["detail"] and "'maybe'" in row["detail"]
     unjudged = score_policy(frame, results)
     assert unjudged.filter(pl.col("trajectory_id") == erroneous)["outcome"].item() == "judge_missing"
     failed = score_policy(frame, [_result(i, None, "timeout") for i in ids])
     assert set(failed["outcome"]) == {"llm_error"} and failed["reward"].sum() == 0.0
 
-    table = accuracy_table(score_policy(frame, results, verdicts))
+    table = accuracy_table(score_policy(frame, results, grades))
     cells = {(r["dimension"], r["group"]): (r["n"], r["accuracy"]) for r in table.iter_rows(named=True)}
     assert cells[("all", "all")] == (7, 4 / 7)
     assert cells[("category", "irrelevance")] == (1, 1.0)
@@ -384,4 +424,10 @@ def test_rl_environment_rows_feed_the_trl_reward() -> None:
             assert tool_reward([json.dumps(calls), "not_a_tool(x=1)"], [item["oracle"]] * 2) == [1.0, 0.0]
         else:
             assert item["reward"]["name"] == "ops.tooluse.policy_eval.judge_reward"
-            assert item["reward"]["params"]["behaviour"] == item["expected_behaviour"]
+            params = item["reward"]["params"]
+            assert params["behaviour"] == item["expected_behaviour"]
+            assert params["grader"] == "ops.rubrics.grading.grade"
+            # the export carries what a trainer needs to rebuild the rubric criterion the judge grades
+            criterion = Criterion(item_id=item["id"], **params["criterion"])
+            assert criterion.text == JUDGE_CRITERIA[item["expected_behaviour"]] and criterion.weight == 1.0
+            assert criterion.turn_index == sum(m["role"] == "assistant" for m in item["prompt"])

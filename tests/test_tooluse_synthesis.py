@@ -13,6 +13,7 @@ from ops.tooluse.backends import SimulatedBackend
 from ops.tooluse.bfcl import parse_function_spec, parse_ground_truth
 from ops.tooluse.reward import score_output
 from ops.tooluse.synthesis import (
+    JUDGE_CRITERION,
     Failure,
     Seed,
     make_seeds,
@@ -70,9 +71,22 @@ BOOK_TRAJECTORY = {
 }
 
 
+def _is_judge(request: ChatRequest) -> bool:
+    """A rubric-engine request (its schema asks for `criteria_met`), not a trajectory request."""
+    return "criteria_met" in (request.json_schema or {}).get("properties", {})
+
+
+def _judged(request: ChatRequest) -> tuple[str, int]:
+    """(seed id, round) of a judge request: the engine's id is "<index>|<response_id>|<criterion_id>" and the
+    response id is the synthesis request id "<seed_id>|<round>"."""
+    _, seed_id, round_text, _ = request.request_id.split("|")
+    return seed_id, int(round_text)
+
+
 class FakeSynthesisLLM:
     """Answers trajectory requests from `scripts[seed_id][round]` (a dict -> JSON, a str -> raw text) and
-    judge requests with `verdicts[(seed_id, round)]` (default: consistent). Records every request."""
+    rubric-engine judge requests with `criteria_met = verdicts[(seed_id, round)]` (default: True, a value
+    other than a boolean makes the verdict unusable). Records every request."""
 
     model_id = "fake-synthesis"
 
@@ -86,11 +100,11 @@ class FakeSynthesisLLM:
         return [self._answer(r) for r in requests]
 
     def _answer(self, request: ChatRequest) -> ChatResult:
-        seed_id, round_text, *judge = request.request_id.split("|")
-        if judge:
-            consistent = self.verdicts.get((seed_id, int(round_text)), True)
-            answer: Any = {"consistent": consistent, "reason": "ok" if consistent else "answer invents a number"}
+        if _is_judge(request):
+            met = self.verdicts.get(_judged(request), True)
+            answer: Any = {"explanation": "ok" if met is True else "answer invents a number", "criteria_met": met}
         else:
+            seed_id, round_text = request.request_id.split("|")
             answer = self.scripts[seed_id][int(round_text)]
         text = answer if isinstance(answer, str) else json.dumps(answer)
         parsed = None if isinstance(answer, str) else answer
@@ -174,8 +188,12 @@ def test_each_level_rejects_with_its_reason() -> None:
     judged = json.loads(rejects["synth:s_judge"]["payload_json"])
     assert json.loads(judged["tool_outputs_json"])[0]["name"] == "get_weather"
     # only candidates that passed format and execution were judged
-    judged_ids = [r.request_id for r in fake.requests if r.request_id.endswith("|judge")]
-    assert judged_ids == ["s_judge|0|judge"]
+    judge_requests = [r for r in fake.requests if _is_judge(r)]
+    assert [_judged(r) for r in judge_requests] == [("s_judge", 0)]
+    # the engine's prompt holds the criterion and the whole trajectory, the final answer as the graded turn
+    prompt = judge_requests[0].messages[1]["content"]
+    assert JUDGE_CRITERION in prompt and WEATHER_TRAJECTORY["query"] in prompt and '"location": "Paris"' in prompt
+    assert "[tool]" in prompt and "[assistant (the turn to grade)]\n" + WEATHER_TRAJECTORY["final_answer"] in prompt
 
 
 def test_malformed_outputs_never_crash() -> None:
@@ -226,7 +244,7 @@ def test_failed_seed_is_retried_with_its_reason_and_accepted() -> None:
     first = next(r for r in fake.requests if r.request_id == "s_retry|0")
     assert "failed" not in first.messages[-1]["content"]
     # the accepted seed is not asked again; the hopeless one is asked every round
-    asked = [r.request_id for r in fake.requests if not r.request_id.endswith("judge")]
+    asked = [r.request_id for r in fake.requests if not _is_judge(r)]
     assert asked == ["s_ok|0", "s_retry|0", "s_never|0", "s_retry|1", "s_never|1", "s_never|2"]
     assert result.rejects.select("trajectory_id", "round").rows() == [
         ("synth:s_retry", 0),
@@ -290,3 +308,15 @@ def test_oracle_from_calls_lists_omitted_optionals_as_omittable() -> None:
     specs = [parse_function_spec(WEATHER)]
     assert score_output('get_weather(location="rome")', expected, specs).score == 1.0
     assert score_output('get_weather(location="Rome", unit="celsius")', expected, specs).score == 0.0
+
+
+def test_unusable_judge_verdict_is_retried_then_rejected_as_ungraded() -> None:
+    fake = FakeSynthesisLLM({"w": [WEATHER_TRAJECTORY]}, {("w", 0): "maybe"})
+    result = synthesize(fake, [Seed("w", (WEATHER,))], _backend(), rounds=1, judge_max_tokens=64)
+    assert result.trajectories.height == 0
+    reject = result.rejects.row(0, named=True)
+    assert reject["level"] == "judge"
+    assert reject["reason"].startswith("judge_ungraded: no usable verdict after 3 attempt(s)")
+    judge_requests = [r for r in fake.requests if _is_judge(r)]
+    assert [r.seed for r in judge_requests] == [0, 1, 2] and {r.max_tokens for r in judge_requests} == {64}
+    assert result.usage.requests == len(fake.requests) == 4

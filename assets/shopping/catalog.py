@@ -1,13 +1,12 @@
 """Product catalog: real listings in, normalized products and a quarantine out, titles in a vector index."""
 
-import re
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from assets.outputs import PREVIEW_ROWS, frame_output, markdown_table
-from ops.common.versioning import combine_versions, frame_version
+from assets.vector_index import text_index
 from ops.shopping.catalog import CatalogSource, ColumnMapping, bundled_sources, load_catalogs
 from ops.shopping.search import rankings_frame
 from ops.shopping.simulator import search_queries
@@ -103,11 +102,6 @@ def product_catalog(config: ProductCatalogConfig, inputs: InputFoldersResource):
     )
 
 
-def titles_table_name(model_id: str) -> str:
-    """One LanceDB table per embedding model, so switching models never mixes vector spaces."""
-    return "product_titles__" + re.sub(r"[^A-Za-z0-9]+", "_", model_id).strip("_").lower()
-
-
 @dg.asset(group_name=GROUP, code_version="1", kinds={"lancedb", "polars"}, pool="gpu")
 def product_search_results(
     context: dg.AssetExecutionContext,
@@ -123,19 +117,9 @@ def product_search_results(
     data version of what it embedded.
     """
     shop = inputs.shop_products(product_catalog)
-    titles = shop.select("product_id", "title").sort("product_id")
-    titles_version = combine_versions([frame_version(titles), embedder.model_id])
-    name = titles_table_name(embedder.model_id)
-    connection = lancedb.connect()
-    table = connection.open_table(name) if name in connection.table_names() else None
-    if table is None or _stored_version(table) != titles_version:
-        context.log.info(f"embedding {titles.height} product titles with {embedder.model_id}")
-        vectors = embedder.embed_passages(titles["title"].to_list())
-        data = titles.with_columns(
-            pl.Series("vector", vectors.tolist(), dtype=pl.Array(pl.Float32, embedder.dim)),
-            pl.lit(titles_version).alias("titles_version"),
-        )
-        table = connection.create_table(name, data.to_arrow(), mode="overwrite")
+    titles = shop.select("product_id", "title")
+    table, rebuilt = text_index(titles, "title", "product_titles", embedder, lancedb)
+    name = table.name
     queries = search_queries(shop)
     context.log.info(f"ranking {len(queries)} simulator queries in {name}")
     query_vectors = embedder.embed_queries(queries)
@@ -150,6 +134,7 @@ def product_search_results(
         {
             "queries": len(queries),
             "products_indexed": titles.height,
+            "titles_embedded_now": rebuilt,
             "shop": inputs.simulated_shop,
             "lance_table": name,
             "lance_uri": dg.MetadataValue.path(lancedb.uri),
@@ -158,10 +143,3 @@ def product_search_results(
             "example_results": markdown_table(results.filter(pl.col("rank") < 3).head(3 * PREVIEW_ROWS)),
         },
     )
-
-
-def _stored_version(table) -> str | None:
-    """The titles version an existing table was built from (None when empty or unknown)."""
-    if "titles_version" not in table.schema.names or table.count_rows() == 0:
-        return None
-    return table.search().select(["titles_version"]).limit(1).to_arrow()["titles_version"][0].as_py()

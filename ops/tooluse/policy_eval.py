@@ -8,8 +8,11 @@ when the expected behaviour is special:
   outputs, one of which is an error; the model must tell the user instead of presenting a result.
 Rows with other noisy outputs (extra fields, XML, plain text, truncated) show those outputs in the
 system prompt as results from earlier in the session: the calls asked for must not change.
-Calls are scored with the BFCL-style AST reward (`ops.tooluse.reward`); special behaviours by an LLM
-judge (`{"behaviour_shown": bool}`), after a check that the model did not answer with a call.
+Calls are scored with the BFCL-style AST reward (`ops.tooluse.reward`). Special behaviours are
+graded by the project's one rubric engine (`ops.rubrics.grading.grade`), after a check that the model
+did not answer with a call: each judged row is one weight-1 required `Criterion` (`JUDGE_CRITERIA`) on
+the conversation the policy saw plus its reply, and `judge_reward` turns the grade into the reward
+(met -> 1, not met -> 0, ungraded -> 0 with the engine's reason, never a silent pass).
 """
 
 from __future__ import annotations
@@ -21,19 +24,25 @@ from typing import Any
 import polars as pl
 
 from ops.common.llm import ChatRequest, ChatResult
+from ops.rubrics.criteria import Criterion
+from ops.rubrics.grading import MET, NOT_MET, UNGRADED, GradingItem
+from ops.rubrics.judge_prompt import JUDGE_PROMPT_VERSION, JUDGE_SCHEMA
 from ops.tooluse.augment import OUTPUT_KINDS, render_oracle_calls
 from ops.tooluse.bfcl import parse_function_spec, parse_ground_truth
 from ops.tooluse.reward import Outcome, RewardResult, UnparseableOutput, parse_tool_calls, score_output
 
-JUDGED_BEHAVIOURS: tuple[str, ...] = ("detect_error", "ask_clarification")
+# The rubric criterion each special behaviour is graded on (criterion id = the behaviour).
+JUDGE_CRITERIA: dict[str, str] = {
+    "detect_error": (
+        "The assistant tells the user that a tool output is erroneous or unusable instead of presenting it as a result"
+    ),
+    "ask_clarification": "The assistant asks the user a clarifying question instead of guessing",
+}
+JUDGED_BEHAVIOURS: tuple[str, ...] = tuple(JUDGE_CRITERIA)
 NO_AUGMENTATION = "none"
 REWARD_FUNCTION = "ops.tooluse.reward.tool_reward"
 JUDGE_REWARD_FUNCTION = "ops.tooluse.policy_eval.judge_reward"
-JUDGE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"behaviour_shown": {"type": "boolean"}},
-    "required": ["behaviour_shown"],
-}
+JUDGE_GRADER = "ops.rubrics.grading.grade"
 SCORED_SCHEMA: dict[str, pl.DataType] = {
     "trajectory_id": pl.String(),
     "category": pl.String(),
@@ -61,18 +70,6 @@ _POLICY_PROMPT = (
     "an answer."
 )
 _EARLIER_OUTPUTS = "\n\nResults returned by these functions earlier in this session (formats vary):\n{outputs}"
-_JUDGE_PROMPTS: dict[str, str] = {
-    "detect_error": (
-        "A function-calling assistant received tool results, one of which is an error or failure. Decide "
-        "whether the assistant's reply recognises that the tool failed (tells the user, or proposes to retry) "
-        "instead of presenting a made-up result. "
-    ),
-    "ask_clarification": (
-        "A user request leaves out information a function call needs. Decide whether the assistant's reply "
-        "asks the user for the missing information instead of guessing or answering. "
-    ),
-}
-_JUDGE_SUFFIX = 'Answer with JSON only: {"behaviour_shown": bool}.'
 
 
 def _get(row: Mapping[str, Any], column: str, default: str) -> str:
@@ -114,54 +111,68 @@ def _makes_call(output: str) -> bool:
         return True
 
 
-def judge_requests(trajectories: pl.DataFrame, results: Sequence[ChatResult]) -> list[ChatRequest]:
-    """Judge requests for rows whose expected behaviour is special and whose output is a message (no call).
+def behaviour_criterion(row: Mapping[str, Any]) -> Criterion:
+    """The rubric criterion a judged row is graded on: its behaviour's text, weight 1, required.
 
-    Request id = trajectory id. Rows where the policy failed or answered with a call need no judge.
+    The criterion id is the behaviour and the item id the trajectory id; the turn index counts the
+    assistant turns before the graded reply (1 for `detect_error`, whose prompt replays the oracle calls).
+    """
+    behaviour = _get(row, "expected_behaviour", "call")
+    if behaviour not in JUDGE_CRITERIA:
+        raise ValueError(f"behaviour {behaviour!r} is not judged; judged: {', '.join(JUDGED_BEHAVIOURS)}")
+    turn_index = sum(message["role"] == "assistant" for message in policy_messages(row))
+    return Criterion(
+        criterion_id=behaviour,
+        item_id=row["trajectory_id"],
+        turn_index=turn_index,
+        text=JUDGE_CRITERIA[behaviour],
+        weight=1.0,
+        required=True,
+        category="tooluse",
+        subcategory=behaviour,
+    )
+
+
+def judge_items(trajectories: pl.DataFrame, results: Sequence[ChatResult], model: str = "") -> list[GradingItem]:
+    """Rubric-engine items for the rows whose expected behaviour is judged and whose output is a message.
+
+    Pass them to `ops.rubrics.grading.grade` and the grades to `score_policy`. Response id and item id
+    are the trajectory id; the conversation is the policy's prompt plus its reply. Rows where the policy
+    failed or answered with a call get no item (`score_policy` scores them without a judge). `model`
+    names the policy in the grades frame.
     """
     by_id = {r.request_id: r for r in results}
-    requests = []
+    items = []
     for row in trajectories.iter_rows(named=True):
         behaviour = _get(row, "expected_behaviour", "call")
         result = by_id.get(row["trajectory_id"])
         if behaviour not in JUDGED_BEHAVIOURS or result is None or not result.ok or _makes_call(result.text or ""):
             continue
-        transcript = [*policy_messages(row)[1:], {"role": "assistant", "content": result.text or ""}]
-        requests.append(
-            ChatRequest(
-                messages=(
-                    {"role": "system", "content": _JUDGE_PROMPTS[behaviour] + _JUDGE_SUFFIX},
-                    {"role": "user", "content": json.dumps(transcript, indent=1)},
-                ),
-                json_schema=JUDGE_SCHEMA,
-                max_tokens=32,
-                request_id=row["trajectory_id"],
-            )
-        )
-    return requests
+        criterion = behaviour_criterion(row)
+        conversation = (*policy_messages(row), {"role": "assistant", "content": result.text or ""})
+        trajectory_id = row["trajectory_id"]
+        items.append(GradingItem(trajectory_id, model, trajectory_id, criterion.turn_index, conversation, criterion))
+    return items
 
 
-def judge_reward(result: ChatResult | None) -> RewardResult:
-    """Reward from a judge verdict: 1.0 when the behaviour was shown; an error or bad JSON scores 0."""
-    if result is None:
-        return RewardResult(0.0, "judge_missing", "no judge verdict for this row")
-    if not result.ok:
-        return RewardResult(0.0, "judge_error", str(result.error))
-    answer = result.parsed
-    if answer is None:
-        try:
-            answer = json.loads(result.text or "")
-        except json.JSONDecodeError:
-            answer = None
-    shown = answer.get("behaviour_shown") if isinstance(answer, dict) else None
-    if not isinstance(shown, bool):
-        return RewardResult(0.0, "judge_unparseable", str(result.text)[:200])
-    if shown:
-        return RewardResult(1.0, "behaviour_shown", "the judge saw the expected behaviour")
-    return RewardResult(0.0, "behaviour_missing", "the judge did not see the expected behaviour")
+def judge_reward(grade: Mapping[str, Any] | None) -> RewardResult:
+    """Reward from one row of the rubric engine's grades frame: met 1.0; not met, ungraded or absent 0.0.
+
+    An ungraded row (the judge never gave a usable verdict) carries the engine's reason in `detail`.
+    """
+    if grade is None:
+        return RewardResult(0.0, "judge_missing", "no judge grade for this row")
+    status = grade["status"]
+    if status == MET:
+        return RewardResult(1.0, "behaviour_shown", f"judge: {grade.get('explanation') or ''}".strip())
+    if status == NOT_MET:
+        return RewardResult(0.0, "behaviour_missing", f"judge: {grade.get('explanation') or ''}".strip())
+    if status == UNGRADED:
+        return RewardResult(0.0, "judge_ungraded", str(grade.get("error") or "ungraded"))
+    raise ValueError(f"unknown grade status {status!r}")
 
 
-def _score_row(row: Mapping[str, Any], result: ChatResult | None, verdict: ChatResult | None) -> RewardResult:
+def _score_row(row: Mapping[str, Any], result: ChatResult | None, grade: Mapping[str, Any] | None) -> RewardResult:
     if result is None or not result.ok:
         return RewardResult(0.0, "llm_error", str(result.error if result else "no policy output"))
     behaviour = _get(row, "expected_behaviour", "call")
@@ -169,25 +180,31 @@ def _score_row(row: Mapping[str, Any], result: ChatResult | None, verdict: ChatR
     if behaviour in JUDGED_BEHAVIOURS:
         if _makes_call(output):
             return RewardResult(0.0, Outcome.UNEXPECTED_CALL.value, f"expected {behaviour}, got a call")
-        return judge_reward(verdict)
+        return judge_reward(grade)
     expected = parse_ground_truth(json.loads(row["oracle_json"]))
     functions = [parse_function_spec(t) for t in json.loads(row["tools_json"])]
     return score_output(output, expected, functions)
 
 
 def score_policy(
-    trajectories: pl.DataFrame, results: Sequence[ChatResult], judge_results: Sequence[ChatResult] = ()
+    trajectories: pl.DataFrame, results: Sequence[ChatResult], grades: pl.DataFrame | None = None
 ) -> pl.DataFrame:
-    """Score each row's policy output (`SCORED_SCHEMA`): AST reward for calls, judge verdict otherwise.
+    """Score each row's policy output (`SCORED_SCHEMA`): AST reward for calls, `judge_reward` otherwise.
 
-    Results and judge results are joined by request id = trajectory id.
+    Results are joined by request id = trajectory id; `grades` (the frame `grade` returns for
+    `judge_items`) by response id = trajectory id and criterion id = expected behaviour. A judged row
+    without a grade scores 0 as "judge_missing".
     """
     outputs = {r.request_id: r for r in results}
-    verdicts = {r.request_id: r for r in judge_results}
+    by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    if grades is not None:
+        for grade in grades.iter_rows(named=True):
+            by_key[(grade["response_id"], grade["criterion_id"])] = grade
     rows = []
     for row in trajectories.iter_rows(named=True):
         result = outputs.get(row["trajectory_id"])
-        scored = _score_row(row, result, verdicts.get(row["trajectory_id"]))
+        grade = by_key.get((row["trajectory_id"], _get(row, "expected_behaviour", "call")))
+        scored = _score_row(row, result, grade)
         rows.append(
             {
                 "trajectory_id": row["trajectory_id"],
@@ -224,18 +241,33 @@ def rl_environment_rows(trajectories: pl.DataFrame) -> list[dict[str, Any]]:
 
     `oracle` is the form `ops.tooluse.reward.tool_reward` takes (`{"ground_truth", "functions"}`), so a
     TRL dataset built from these rows can pass it straight to `GRPOTrainer(reward_funcs=[tool_reward])`.
-    Judged rows name `judge_reward` with the judge prompt and schema to use.
+    Judged rows name `judge_reward` with the rubric criterion to grade: a trainer reproduces the reward
+    by building `Criterion(item_id=<id>, **params["criterion"])`, a `GradingItem` whose conversation is
+    `prompt` plus the completion (a completion that makes a call scores 0 without a judge), grading it
+    with `params["grader"]` and passing the grade row to `judge_reward`. `judge_prompt_version` pins
+    the engine's prompt the rewards were measured with.
     """
     rows = []
     for row in trajectories.iter_rows(named=True):
         tools = json.loads(row["tools_json"])
         behaviour = _get(row, "expected_behaviour", "call")
         if behaviour in JUDGED_BEHAVIOURS:
+            criterion = behaviour_criterion(row)
             reward = {
                 "name": JUDGE_REWARD_FUNCTION,
                 "params": {
                     "behaviour": behaviour,
-                    "judge_prompt": _JUDGE_PROMPTS[behaviour] + _JUDGE_SUFFIX,
+                    "criterion": {
+                        "criterion_id": criterion.criterion_id,
+                        "turn_index": criterion.turn_index,
+                        "text": criterion.text,
+                        "weight": criterion.weight,
+                        "required": criterion.required,
+                        "category": criterion.category,
+                        "subcategory": criterion.subcategory,
+                    },
+                    "grader": JUDGE_GRADER,
+                    "judge_prompt_version": JUDGE_PROMPT_VERSION,
                     "json_schema": JUDGE_SCHEMA,
                     "no_call_required": True,
                 },

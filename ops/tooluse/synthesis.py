@@ -6,8 +6,10 @@ passes three levels, and the first one it fails names its reject row:
 1. `format`: the output is a JSON object of that shape, every call names a tool of the seed, and its
    arguments follow the tool's schema (required present, no unknown parameter, types and enums);
 2. `execution`: every call runs without error on the simulated backend; the outputs are recorded;
-3. `judge`: an LLM judge (`{"consistent", "reason"}`) agrees that the calls answer the query and that
-   the final answer follows from the tool outputs.
+3. `judge`: the project's rubric engine (`ops.rubrics.grading.grade`) grades one criterion per
+   candidate (`JUDGE_CRITERION`: the calls answer the query and the final answer follows from the tool
+   outputs) on the trajectory as a conversation; "met" accepts it, "not met" or "ungraded" (no
+   usable verdict after the engine's retries) rejects it with the judge's explanation or the reason.
 Self-evolving: a seed that fails in round r is asked again in round r+1 with the failure level and
 reason in its prompt, for a configurable number of rounds. Rows in = accepted seeds + rejects, per
 round, which `stats` counts level by level.
@@ -18,13 +20,15 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import polars as pl
 
 from ops.common.llm import ChatRequest, ChatResult, LLMClient, UsageTotals
 from ops.common.text import sha256_hex
+from ops.rubrics.criteria import Criterion
+from ops.rubrics.grading import MET, NOT_MET, GradingItem, grade
 from ops.tooluse.backends import check_arguments
 from ops.tooluse.trajectories import REJECTS_SCHEMA, TRAJECTORY_SCHEMA, canonical_json, reject_row
 
@@ -40,11 +44,11 @@ STATS_SCHEMA: dict[str, pl.DataType] = {
     "entered": pl.Int64(),
     "passed": pl.Int64(),
 }
-JUDGE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"consistent": {"type": "boolean"}, "reason": {"type": "string"}},
-    "required": ["consistent", "reason"],
-}
+JUDGE_CRITERION_ID = "synthesis_consistency"
+JUDGE_CRITERION = (
+    "The tool calls in the conversation answer the user's query, and the final answer follows from the tool "
+    "outputs without inventing facts"
+)
 
 _SYSTEM_PROMPT = (
     "You write realistic training data for tool-using assistants. Given tool specifications, invent a "
@@ -53,11 +57,6 @@ _SYSTEM_PROMPT = (
     "no invented parameters, concrete values stated in the request), and a short final answer for the "
     "user. Answer with JSON only: "
     '{"query": str, "calls": [{"name": str, "arguments": object}], "final_answer": str}.'
-)
-_JUDGE_PROMPT = (
-    "You check tool-use training data. Given a user query, the tool calls made, the tool outputs and "
-    "the final answer, decide whether the calls answer the query and the final answer follows from the "
-    'outputs without inventing facts. Answer with JSON only: {"consistent": bool, "reason": str}.'
 )
 
 
@@ -244,37 +243,40 @@ def execute_candidate(candidate: Candidate, backend: ToolExecutor) -> Candidate:
     return Candidate(candidate.seed, candidate.query, candidate.calls, candidate.final_answer, tuple(outputs))
 
 
-def judge_requests(candidates: Sequence[Candidate], round: int) -> list[ChatRequest]:
-    """Level 3 prompts: one judge request per executed candidate (greedy, JSON `JUDGE_SCHEMA`)."""
-    requests = []
+def judge_items(candidates: Sequence[Candidate], round: int, model: str) -> list[GradingItem]:
+    """Level 3 items for the rubric engine: one `JUDGE_CRITERION` per executed candidate.
+
+    The conversation is the trajectory: the user's query, the assistant's calls (JSON), the tool
+    outputs (role "tool") and the final answer as the assistant turn to grade (turn 1). The response id
+    is the synthesis request id `"<seed_id>|<round>"`, the item id the trajectory id; `model` names
+    the synthesizing model.
+    """
+    items = []
     for c in candidates:
-        body = {
-            "query": c.query,
-            "calls": [{"name": n, "arguments": a} for n, a in c.calls],
-            "tool_outputs": list(c.outputs),
-            "final_answer": c.final_answer,
-        }
-        requests.append(
-            ChatRequest(
-                messages=(
-                    {"role": "system", "content": _JUDGE_PROMPT},
-                    {"role": "user", "content": json.dumps(body, indent=1, sort_keys=True, default=str)},
-                ),
-                json_schema=JUDGE_SCHEMA,
-                max_tokens=128,
-                request_id=f"{c.seed.seed_id}|{round}|judge",
-            )
+        trajectory_id = f"synth:{c.seed.seed_id}"
+        calls = [{"name": name, "arguments": arguments} for name, arguments in c.calls]
+        conversation = (
+            {"role": "user", "content": c.query},
+            {"role": "assistant", "content": json.dumps(calls, sort_keys=True, default=str)},
+            {"role": "tool", "content": json.dumps(list(c.outputs), indent=1, sort_keys=True, default=str)},
+            {"role": "assistant", "content": c.final_answer},
         )
-    return requests
+        criterion = Criterion(JUDGE_CRITERION_ID, trajectory_id, 1, JUDGE_CRITERION, 1.0, category="tooluse")
+        items.append(GradingItem(f"{c.seed.seed_id}|{round}", model, trajectory_id, 1, conversation, criterion))
+    return items
 
 
-def judge_verdict(result: ChatResult) -> None:
-    """Level 3: return when the judge found the trajectory consistent, else `CandidateRejected` with its reason."""
-    data = _parsed_object(result)
-    if not isinstance(data, dict) or not isinstance(data.get("consistent"), bool):
-        raise CandidateRejected(f"judge_unparseable: {str(result.text)[:120]}")
-    if not data["consistent"]:
-        raise CandidateRejected(f"inconsistent: {str(data.get('reason', ''))[:300]}")
+def judge_verdict(grade_row: Mapping[str, Any]) -> None:
+    """Level 3: return when the engine graded the trajectory consistent ("met"), else `CandidateRejected`.
+
+    The reason is "inconsistent: <the judge's explanation>", or "judge_ungraded: <the engine's reason>"
+    when the judge gave no usable verdict.
+    """
+    if grade_row["status"] == MET:
+        return
+    if grade_row["status"] == NOT_MET:
+        raise CandidateRejected(f"inconsistent: {str(grade_row.get('explanation') or '')[:300]}")
+    raise CandidateRejected(f"judge_ungraded: {str(grade_row.get('error') or '')[:300]}")
 
 
 def oracle_from_calls(calls: Sequence[tuple[str, Mapping[str, Any]]], tools: Sequence[Mapping[str, Any]]) -> list:
@@ -321,7 +323,33 @@ class _Round:
     failures: dict[str, Failure]
     rejects: list[dict[str, Any]]
     stats: list[dict[str, Any]]
-    results: list[ChatResult]
+
+
+@dataclass
+class _RecordingClient:
+    """The synthesis client, keeping every result (trajectory and judge calls) for `UsageTotals`."""
+
+    client: LLMClient
+    results: list[ChatResult] = field(default_factory=list)
+
+    @property
+    def model_id(self) -> str:
+        """The wrapped client's model."""
+        return self.client.model_id
+
+    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
+        """Answer through the wrapped client and record the results."""
+        results = self.client.chat(requests)
+        self.results += results
+        return results
+
+
+@dataclass(frozen=True)
+class _JudgeSettings:
+    """How the level-3 judge calls the rubric engine (see `ops.rubrics.grading.grade`)."""
+
+    max_tokens: int
+    explanation_max_chars: int | None
 
 
 def _run_round(
@@ -332,8 +360,9 @@ def _run_round(
     backend: ToolExecutor,
     temperature: float,
     max_tokens: int,
+    judge: _JudgeSettings,
 ) -> _Round:
-    out = _Round([], {}, [], [], [])
+    out = _Round([], {}, [], [])
 
     def fail(seed: Seed, level: str, reason: str, payload: Any) -> None:
         out.failures[seed.seed_id] = Failure(level, reason)
@@ -353,10 +382,11 @@ def _run_round(
             executed.append(execute_candidate(candidate, backend))
         except CandidateRejected as exc:
             fail(seed, "execution", str(exc), _raw_payload(result))
-    verdicts = client.chat(judge_requests(executed, round)) if executed else []
-    for candidate, verdict in zip(executed, verdicts, strict=True):
+    items = judge_items(executed, round, client.model_id)
+    grades = grade(client, items, max_tokens=judge.max_tokens, explanation_max_chars=judge.explanation_max_chars)
+    for candidate, grade_row in zip(executed, grades.iter_rows(named=True), strict=True):
         try:
-            judge_verdict(verdict)
+            judge_verdict(grade_row)
         except CandidateRejected as exc:
             fail(candidate.seed, "judge", str(exc), _trajectory_row(candidate))
             continue
@@ -367,7 +397,6 @@ def _run_round(
         {"round": round, "level": level, "entered": n_in, "passed": n_out}
         for level, n_in, n_out in zip(LEVELS, entered, passed, strict=True)
     ]
-    out.results += [*results, *verdicts]
     return out
 
 
@@ -378,31 +407,36 @@ def synthesize(
     rounds: int,
     temperature: float = DEFAULT_TEMPERATURE,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    judge_max_tokens: int = 512,
+    judge_explanation_max_chars: int | None = None,
 ) -> SynthesisResult:
     """Run `rounds` rounds of synthesis; each round retries the seeds that failed the previous one.
 
-    Every round sends one batch of trajectory requests and one batch of judge requests. A seed is
-    accepted at most once; a seed still failing after the last round is only in the rejects.
+    Every round sends one batch of trajectory requests, then grades the executed candidates through
+    the rubric engine (judge retries included). `judge_max_tokens` and `judge_explanation_max_chars`
+    go to `grade` (a small local judge wants e.g. 256 and 150, as the shopbench grades use). A seed is
+    accepted at most once; a seed still failing after the last round is only in the rejects. `usage`
+    counts every call, judge calls included.
     """
     accepted: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
     stats: list[dict[str, Any]] = []
-    results: list[ChatResult] = []
+    recorder = _RecordingClient(client)
+    judge = _JudgeSettings(judge_max_tokens, judge_explanation_max_chars)
     pending: list[Seed] = list(seeds)
     feedback: dict[str, Failure] = {}
     for round in range(rounds):
         if not pending:
             break
-        done = _run_round(client, pending, round, feedback, backend, temperature, max_tokens)
+        done = _run_round(recorder, pending, round, feedback, backend, temperature, max_tokens, judge)
         accepted += done.accepted
         rejects += done.rejects
         stats += done.stats
-        results += done.results
         pending = [s for s in pending if s.seed_id in done.failures]
         feedback = done.failures
     return SynthesisResult(
         trajectories=pl.DataFrame(accepted, schema=TRAJECTORY_SCHEMA),
         rejects=pl.DataFrame(rejects, schema=REJECTS_SCHEMA),
         stats=pl.DataFrame(stats, schema=STATS_SCHEMA),
-        usage=UsageTotals.from_results(results),
+        usage=UsageTotals.from_results(recorder.results),
     )

@@ -1,0 +1,33 @@
+"""Which trajectories a policy evaluation runs on: a seeded sample per BFCL category and per augmentation."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ops.common.text import sha256_hex
+
+
+def evaluation_sample(base: pl.DataFrame, augmented: pl.DataFrame, per_group: int, seed: int) -> pl.DataFrame:
+    """Up to `per_group` base trajectories of each category and augmented ones of each augmentation
+    (0: all), chosen by a seeded hash of the id so that the sample is stable as the data grows.
+    Base rows get augmentation "none" and expected behaviour "call"."""
+    rows = pl.concat(
+        [
+            base.with_columns(
+                pl.lit(None, pl.String).alias("base_trajectory_id"),
+                pl.lit("none").alias("augmentation"),
+                pl.lit("call").alias("expected_behaviour"),
+                pl.col("category").alias("group"),
+            ),
+            augmented.with_columns(pl.col("augmentation").alias("group")),
+        ],
+        how="diagonal_relaxed",
+    )
+    ranked = rows.with_columns(
+        pl.col("trajectory_id")
+        .map_elements(lambda value: sha256_hex(f"{seed}|{value}"), return_dtype=pl.String)
+        .alias("_key")
+    ).sort("group", "_key")
+    if per_group > 0:
+        ranked = ranked.group_by("group", maintain_order=True).head(per_group)
+    return ranked.drop("_key", "group").sort("trajectory_id")
