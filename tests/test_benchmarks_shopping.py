@@ -95,7 +95,7 @@ def test_defaults_follow_the_brief_and_summary_picks_the_headlines():
     args = _parse_args([])
     assert args.render_budgets == [2_048, 8_192, 32_768, 65_536]
     assert args.eval_budgets == [512, 2_048]
-    assert (args.eval_questions, args.questions_per_customer, args.n_ctx) == (8, 10, 8_192)
+    assert (args.questions_per_customer, args.n_ctx, args.span_months) == (10, 8_192, 36)
     records = {
         "rendering": {"rendered_tokens_per_s": 10, "tokens_counted_per_s": 20, "answerable_share": {"2048": 0.1}},
         "sql_latency": {

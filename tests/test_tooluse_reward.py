@@ -6,11 +6,11 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ops.tooluse.bfcl import KNOWN_ORACLE_ISSUES, BfclExample, ExpectedCall, FunctionSpec, load_single_turn
+from ops.tooluse.perturbations import RewardCheck, oracle_calls, reward_checks
 from ops.tooluse.reward import (
     RewardResult,
     ToolCall,
@@ -24,52 +24,6 @@ from ops.tooluse.reward import (
 )
 
 BFCL_DIR = Path(__file__).resolve().parent.parent / "samples" / "bfcl_v3"
-SENTINEL_STR = "zz not accepted zz"
-SENTINEL_INT = 987654321
-SENTINEL_FLOAT = 98765.4321
-
-
-def _concrete(candidate: Any) -> Any:
-    """A concrete value from an oracle candidate (dict oracles map keys to accepted lists)."""
-    if isinstance(candidate, dict):
-        return {k: _concrete(v[0]) for k, v in candidate.items() if v and v[0] != ""}
-    if isinstance(candidate, list):
-        return [_concrete(v) for v in candidate]
-    return candidate
-
-
-def _oracle_call(expected: ExpectedCall, spec: FunctionSpec | None) -> ToolCall:
-    """The call built from the first accepted value of each parameter; an optional parameter whose first
-    accepted value is "" is omitted, a schema-required one takes its first non-empty accepted value."""
-    required = set(spec.required) if spec else set()
-    args = {}
-    for param, accepted in expected.accepted.items():
-        values = [a for a in accepted if a != ""] if param in required else accepted
-        if values and values[0] != "":
-            args[param] = _concrete(values[0])
-    return ToolCall(expected.name, args)
-
-
-def _outside_value(value: Any, schema: dict[str, Any]) -> Any:
-    """A value of the schema's type (or the oracle's, for BFCL "variables") that the oracle does not accept."""
-    kind = schema.get("type")
-    item_kind = (schema.get("items") or {}).get("type")
-    if isinstance(value, str):  # a string oracle for another schema type: BFCL's "variable" rule
-        return SENTINEL_STR
-    if kind == "boolean":
-        return not value
-    if kind == "integer":
-        return SENTINEL_INT
-    if kind == "float":
-        return SENTINEL_FLOAT
-    if kind in ("array", "tuple"):
-        extra = {"string": SENTINEL_STR, "integer": SENTINEL_INT, "float": SENTINEL_FLOAT, "dict": {"zz": 1}}.get(
-            item_kind
-        )
-        return [*value, extra if extra is not None else (value[0] if value else SENTINEL_STR)]
-    if kind == "dict":
-        return {**value, "zz_unexpected_key": 1}
-    return SENTINEL_STR
 
 
 @dataclass
@@ -82,48 +36,14 @@ class BarReport:
     not_perturbable: list[str] = field(default_factory=list)
     known_issues: int = 0
 
-    def expect(self, where: str, kind: str, result: RewardResult, outcome: str, want: float) -> None:
-        """Count one check of `kind` and record a disagreement when score or outcome differ."""
-        self.checks[kind] += 1
-        if result.score != want or result.outcome != outcome:
-            self.disagreements.append(f"{where} {kind}: got {result.score} {result.outcome}, want {want} {outcome}")
-
-
-def _perturb_call(report: BarReport, ex: BfclExample, calls: list[ToolCall], k: int) -> None:
-    call, spec = calls[k], ex.spec(ex.expected[k].name)
-    assert spec is not None, f"{ex.id}: oracle function {ex.expected[k].name} not offered"
-
-    def check(kind: str, perturbed: ToolCall, outcome: str) -> None:
-        r = score_calls([*calls[:k], perturbed, *calls[k + 1 :]], ex.expected, ex.functions)
-        report.expect(f"{ex.id}#{k}", kind, r, outcome, 0.0)
-
-    check("wrong_function", ToolCall(call.name + "_wrong", call.arguments), "wrong_function")
-    check("unknown", ToolCall(call.name, {**call.arguments, "zz_unknown_param": 1}), "unknown_parameter")
-    for param in spec.required:
-        if param in call.arguments:
-            args = {p: v for p, v in call.arguments.items() if p != param}
-            check("missing_required", ToolCall(call.name, args), "missing_required")
-    for param, value in call.arguments.items():
-        schema = spec.properties[param]
-        if schema.get("type") == "any":
-            report.not_perturbable.append(f"{ex.id}#{k} {param}: wrong type (schema type 'any')")
-        else:
-            wrong = 12345 if schema.get("type") == "dict" else {"zz": 1}
-            check("wrong_type", ToolCall(call.name, {**call.arguments, param: wrong}), "wrong_type")
-        accepted = ex.expected[k].accepted[param]
-        if schema.get("type") == "boolean" and True in accepted and False in accepted:
-            report.not_perturbable.append(f"{ex.id}#{k} {param}: both booleans accepted")
-            continue
-        outside = _outside_value(value, schema)
-        check("value_not_accepted", ToolCall(call.name, {**call.arguments, param: outside}), "value_not_accepted")
-
-
-def _render_python(calls: list[ToolCall]) -> str:
-    return "[" + ", ".join(f"{c.name}({', '.join(f'{k}={v!r}' for k, v in c.arguments.items())})" for c in calls) + "]"
-
-
-def _render_json(calls: list[ToolCall]) -> str:
-    return json.dumps([{"name": c.name, "arguments": c.arguments} for c in calls])
+    def expect(self, check: RewardCheck, result: RewardResult) -> None:
+        """Count one check and record a disagreement when score or outcome differ."""
+        self.checks[check.kind] += 1
+        if result.score != check.want_score or result.outcome != check.want_outcome:
+            self.disagreements.append(
+                f"{check.where} {check.kind}: got {result.score} {result.outcome}, "
+                f"want {check.want_score} {check.want_outcome}"
+            )
 
 
 @pytest.fixture(scope="module")
@@ -136,28 +56,16 @@ def bar(examples: list[BfclExample]) -> BarReport:
     report = BarReport()
     for ex in examples:
         report.examples += 1
-        if ex.expects_no_call:
-            name = ex.functions[0].name
-            for text in ("", "[]", "I cannot answer that with the tools I have."):
-                report.expect(ex.id, "abstention", score_example(text, ex), "correct_abstention", 1.0)
-            report.expect(ex.id, "irrelevant_call", score_example(f"{name}()", ex), "unexpected_call", 0.0)
-            report.expect(ex.id, "irrelevant_unparseable", score_example(f'[{name}(x="', ex), "unparseable", 0.0)
-            continue
-        calls = [_oracle_call(e, ex.spec(e.name)) for e in ex.expected]
         if ex.id in KNOWN_ORACLE_ISSUES:
             report.known_issues += 1
             continue
-        report.expect(ex.id, "oracle_calls", score_calls(calls, ex.expected, ex.functions), "match", 1.0)
-        report.expect(ex.id, "oracle_python", score_example(_render_python(calls), ex), "match", 1.0)
-        report.expect(ex.id, "oracle_json", score_example(_render_json(calls), ex), "match", 1.0)
-        reordered = score_calls(list(reversed(calls)), ex.expected, ex.functions)
-        report.expect(ex.id, "oracle_reversed", reordered, "match", 1.0)
-        if len(calls) > 1:
-            short = score_calls(calls[:-1], ex.expected, ex.functions)
-            report.expect(ex.id, "one_call_short", short, "wrong_call_count", 0.0)
-        report.expect(ex.id, "no_call", score_calls([], ex.expected, ex.functions), "no_call", 0.0)
-        for k in range(len(calls)):
-            _perturb_call(report, ex, calls, k)
+        checks, not_perturbable = reward_checks(ex)
+        report.not_perturbable += not_perturbable
+        for check in checks:
+            if check.calls is None:
+                report.expect(check, score_example(check.text, ex))
+            else:
+                report.expect(check, score_calls(list(check.calls), ex.expected, ex.functions))
     print(
         f"\nBFCL bar: {report.examples} examples ({report.known_issues} known oracle issues), "
         f"{sum(report.checks.values())} checks, {len(report.disagreements)} disagreements, "
@@ -188,8 +96,7 @@ def test_known_oracle_issues_really_fail(examples: list[BfclExample]) -> None:
     by_id = {ex.id: ex for ex in examples}
     for ex_id in KNOWN_ORACLE_ISSUES:
         ex = by_id[ex_id]
-        calls = [_oracle_call(e, ex.spec(e.name)) for e in ex.expected]
-        assert score_calls(calls, ex.expected, ex.functions).score == 0.0
+        assert score_calls(oracle_calls(ex), ex.expected, ex.functions).score == 0.0
 
 
 def test_not_perturbable_cases_are_only_any_type_or_both_booleans(bar: BarReport) -> None:
