@@ -26,14 +26,14 @@ class ScaleResource(dg.ConfigurableResource):
     # shopbench: the models under test registered by the sample run, and how many missions they answer.
     shopbench_models: list[str] = ["default"]
     shopbench_missions: int = 0
-    shopbench_drafts: int = 20
+    shopbench_drafts: int = 20  # 0 = no drafting
     shopbench_response_max_tokens: int = 1024
     # Bounding the judge's explanation stops a small model looping inside it; 0 = unbounded, which
     # strict JSON-schema APIs need (they refuse maxLength).
     judge_explanation_max_chars: int = 0
     # tooluse: synthesis seeds and rounds, bases rewritten by the LLM (0: all), and policy-eval
     # examples per BFCL category and per augmentation type (0: all).
-    tool_synthesis_seeds: int = 200
+    tool_synthesis_seeds: int = 200  # 0 = BFCL imports only
     tool_synthesis_rounds: int = 3
     tool_rewrite_bases: int = 0
     tool_eval_per_group: int = 0

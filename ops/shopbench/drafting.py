@@ -43,7 +43,8 @@ _MULTI_PRODUCT_CATEGORIES = frozenset({"Product Comparison", "Product Recommenda
 MISSION_DRAFT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "title": {"type": "string"},
+        # Strings are bounded so that a small drafter cannot loop inside one until max_tokens cuts the JSON.
+        "title": {"type": "string", "maxLength": 80},
         "turns": {
             "type": "array",
             "minItems": 1,
@@ -51,7 +52,7 @@ MISSION_DRAFT_SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "properties": {
-                    "user": {"type": "string"},
+                    "user": {"type": "string", "maxLength": 400},
                     "criteria": {
                         "type": "array",
                         "minItems": 1,
@@ -59,7 +60,7 @@ MISSION_DRAFT_SCHEMA: dict[str, Any] = {
                         "items": {
                             "type": "object",
                             "properties": {
-                                "text": {"type": "string"},
+                                "text": {"type": "string", "maxLength": 200},
                                 "weight": {"type": "integer", "minimum": -5, "maximum": 5},
                                 "required": {"type": "boolean"},
                             },
