@@ -22,8 +22,9 @@ pytestmark = pytest.mark.slow
 
 
 class FakeBenchLLM(dg.ConfigurableResource):
-    """Drafts a fixed valid mission, answers as `model_id`, and judges by a hash of the request; criteria
-    whose text mentions "price" get "maybe", which the engine must record as ungraded."""
+    """Drafts a fixed valid mission, answers as `model_id`, and judges by a hash of the request: a
+    quarter of the verdicts are "maybe", which the engine must retry and then record as ungraded
+    (the retries change the seed, not the prompt, so they stay "maybe")."""
 
     model_id: str = "default-fake"
 
@@ -40,11 +41,11 @@ class FakeBenchLLM(dg.ConfigurableResource):
         schema = request.json_schema or {}
         prompt = request.messages[-1]["content"]
         if "criteria_met" in schema.get("properties", {}):
-            if "price" in prompt.lower():
+            digest = int(hashlib.sha256(prompt.encode()).hexdigest(), 16)
+            if digest % 4 == 0:
                 text = json.dumps({"explanation": "unsure", "criteria_met": "maybe"})
                 return ChatResult(request.request_id, text, None, "invalid JSON for the schema", 5, 5, 0.0, False)
-            met = int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 2 == 0
-            answer = {"explanation": "checked", "criteria_met": met}
+            answer = {"explanation": "checked", "criteria_met": digest % 3 != 0}
             return ChatResult(request.request_id, json.dumps(answer), answer, None, 5, 5, 0.0, False)
         if "turns" in schema.get("properties", {}):
             criterion = {"text": "Names at least one product from the catalog list", "weight": 3, "required": True}
@@ -95,9 +96,22 @@ def test_shopbench_chain_end_to_end(instance, assay_home, tmp_path: Path):
         grades = run.output_for_node("rubric_grades")
         undecided = grades.filter(pl.col("status") == "ungraded")
         assert undecided.height > 0 and undecided["attempts"].min() == 3
+        assert grades.filter(pl.col("status") != "ungraded").height > undecided.height
 
-    scores_run = defs.resolve_job_def("shopbench_report").execute_in_process(instance=instance)
+    # Human labels for some graded criteria: the judge's agreement and kappa against them.
+    graded = grades.filter(pl.col("status") != "ungraded").head(6)
+    labels = graded.select("criterion_id", "response_id", (pl.col("status") == "met").alias("label"))
+    labels = labels.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(~pl.col("label")).otherwise("label"))
+    labels.write_csv(tmp_path / "human.csv")
+    report_config = {"ops": {"shopbench_scores": {"config": {"human_labels_path": str(tmp_path / "human.csv")}}}}
+    scores_run = defs.resolve_job_def("shopbench_report").execute_in_process(
+        instance=instance, run_config=report_config
+    )
     assert scores_run.success
+    report = instance.get_latest_materialization_event(dg.AssetKey("shopbench_scores")).asset_materialization
+    agreement = report.metadata["judge_agreement"].value
+    assert agreement["n"] == 6
+    assert abs(agreement["agreement"] - 5 / 6) < 1e-9
     breakdowns = scores_run.output_for_node("shopbench_scores")
     assert set(breakdowns.filter(pl.col("dimension") == "model")["model"]) == {"default", "model-b"}
     assert {"required", "optional"} <= set(breakdowns.filter(pl.col("dimension") == "required")["value"])

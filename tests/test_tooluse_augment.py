@@ -431,3 +431,13 @@ def test_rl_environment_rows_feed_the_trl_reward() -> None:
             criterion = Criterion(item_id=item["id"], **params["criterion"])
             assert criterion.text == JUDGE_CRITERIA[item["expected_behaviour"]] and criterion.weight == 1.0
             assert criterion.turn_index == sum(m["role"] == "assistant" for m in item["prompt"])
+
+
+def test_rewrite_bases_skip_no_call_oracles_and_are_seeded():
+    from ops.tooluse.sampling import rewrite_bases
+
+    base = pl.DataFrame({"trajectory_id": [f"t{i}" for i in range(10)], "oracle_json": ["[]", '[{"f": {}}]'] * 5})
+    chosen = rewrite_bases(base, 3, seed=0)
+    assert chosen.height == 3 and (chosen["oracle_json"] != "[]").all()
+    assert chosen["trajectory_id"].to_list() == rewrite_bases(base, 3, seed=0)["trajectory_id"].to_list()
+    assert rewrite_bases(base, 0, seed=0).height == 5

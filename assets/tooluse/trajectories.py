@@ -13,6 +13,7 @@ from assets.vector_index import index_table_name
 from ops.tooluse.augment import AUGMENTATIONS, QUERY_KINDS, augment_all
 from ops.tooluse.backends import SimulatedBackend
 from ops.tooluse.bfcl import load_single_turn
+from ops.tooluse.sampling import rewrite_bases
 from ops.tooluse.specs import canonical_json
 from ops.tooluse.synthesis import make_seeds, synthesize
 from ops.tooluse.trajectories import bfcl_trajectories
@@ -143,7 +144,7 @@ def augmented_tool_trajectories(
     results = [augment_all(base_tool_trajectories, pool, similar, None, offline_kinds, config.seed, config.distractors)]
     if llm_kinds:
         limit = config.rewrite_bases or scale.tool_rewrite_bases
-        rewritten = base_tool_trajectories.sort("trajectory_id").head(limit) if limit else base_tool_trajectories
+        rewritten = rewrite_bases(base_tool_trajectories, limit, config.seed)
         context.log.info(f"rewriting {rewritten.height} queries per kind {llm_kinds} with {llm.model_id}")
         results.append(augment_all(rewritten, pool, similar, llm, llm_kinds, config.seed, config.distractors))
     rows = pl.concat([result.rows for result in results], how="vertical_relaxed")

@@ -31,3 +31,13 @@ def evaluation_sample(base: pl.DataFrame, augmented: pl.DataFrame, per_group: in
     if per_group > 0:
         ranked = ranked.group_by("group", maintain_order=True).head(per_group)
     return ranked.drop("_key", "group").sort("trajectory_id")
+
+
+def rewrite_bases(base: pl.DataFrame, limit: int, seed: int) -> pl.DataFrame:
+    """Up to `limit` base trajectories (0: all) for the LLM query rewrites: only those whose oracle is a
+    call (an irrelevance example has nothing to rewrite towards), in a seeded order across categories."""
+    calls = base.filter(pl.col("oracle_json") != "[]")
+    if limit <= 0:
+        return calls
+    keys = calls["trajectory_id"].map_elements(lambda value: sha256_hex(f"{seed}|{value}"), return_dtype=pl.String)
+    return calls.with_columns(keys.alias("_key")).sort("_key").head(limit).drop("_key")
