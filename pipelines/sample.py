@@ -97,7 +97,7 @@ def summary_lines(instance: dg.DagsterInstance) -> list[str]:
             rows = event.metadata.get("dagster/row_count")
             where = event.metadata.get(ARTIFACT_PATH) or event.metadata.get("lance_uri") or ""
             lines.append(
-                f"  {key.to_user_string():<22} {partition or '-':<44} rows={getattr(rows, 'value', '?'):<6} "
+                f"  {key.to_user_string():<30} {partition or '-':<40} rows={getattr(rows, 'value', '?'):<6} "
                 f"version={event.tags.get('dagster/data_version', '?'):<32} {getattr(where, 'value', where)}"
             )
     return lines
