@@ -66,9 +66,9 @@ from ops.shopping.evaluation import (
     long_context_rows,
 )
 from ops.shopping.personas import PersonaConfig, categories_and_brands, generate_personas
-from ops.shopping.questions import NONE_ANSWER, format_answer, generate_questions
+from ops.shopping.questions import generate_questions
 from ops.shopping.rendering import answerable, render_contexts
-from ops.shopping.sandbox import CustomerSandbox, QueryObservation
+from ops.shopping.sandbox import CustomerSandbox, result_mismatch
 from ops.shopping.simulator import SimulationConfig, build_catalog_index, simulate_cohort
 from resources.llm import LLMResource
 
@@ -112,30 +112,6 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, Any]:
         "mean_ms": round(float(values.mean()), 3),
         "max_ms": round(float(values.max()), 3),
     }
-
-
-def result_mismatch(observation: QueryObservation, answer: str, answer_type: str) -> str | None:
-    """Why a sandbox result differs from the gold answer (None when it matches).
-
-    The result must be one row of one value whose canonical form (`format_answer`) is the gold
-    answer; for a "none" answer the value itself must be the word "none", since `format_answer`
-    maps any value to "none" under that type.
-    """
-    if not observation.ok:
-        return f"error: {observation.error}"
-    if len(observation.rows) != 1 or len(observation.rows[0]) != 1:
-        return f"shape: {len(observation.rows)} rows, not one value"
-    value = observation.rows[0][0]
-    if value is None:
-        return "NULL result"
-    if answer_type == NONE_ANSWER:
-        got = value.strip().casefold() if isinstance(value, str) else repr(value)
-    else:
-        try:
-            got = format_answer(value, answer_type)
-        except ValueError as error:
-            return f"unformattable: {error}"
-    return None if got == answer else f"got {got!r}, gold {answer!r}"
 
 
 def answerable_shares(questions: pl.DataFrame, contexts: pl.DataFrame, budgets: Sequence[int]) -> dict[str, float]:

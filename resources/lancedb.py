@@ -7,6 +7,8 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
+from ops.common.text import sql_literal
+
 
 class LanceDBResource(dg.ConfigurableResource):
     """A LanceDB database at `uri`: a local folder, or object storage in the cluster profile."""
@@ -20,11 +22,6 @@ class LanceDBResource(dg.ConfigurableResource):
     def table(self, name: str, schema: pa.Schema) -> lancedb.table.Table:
         """Open table `name`, creating it empty with `schema` if it does not exist yet."""
         return self.connect().create_table(name, schema=schema, exist_ok=True)
-
-
-def sql_literal(value: str) -> str:
-    """A string as a single-quoted SQL literal for LanceDB filters."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def rows_where(table: lancedb.table.Table, column: str, value: str, columns: list[str]) -> pa.Table:

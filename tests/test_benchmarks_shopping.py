@@ -14,10 +14,9 @@ from benchmarks.shoptrajqa import (
     answerable_shares,
     first_customers,
     latency_summary,
-    result_mismatch,
     summarize,
 )
-from ops.shopping.sandbox import QueryObservation
+from ops.shopping.sandbox import QueryObservation, result_mismatch
 
 
 def _observation(rows: list[tuple], ok: bool = True, error: str | None = None) -> QueryObservation:

@@ -8,7 +8,7 @@ import polars as pl
 from assets.outputs import frame_output, markdown_table
 from ops.shopbench.catalog import load_catalog
 from ops.shopbench.drafting import draft_requests, parse_drafts, read_reviewed_ids, reviewed
-from ops.shopbench.missions import SOURCE_FORMATS, MissionsResult, load_missions, parse_missions
+from ops.shopbench.missions import SOURCE_FORMATS, combine_missions, load_missions, parse_missions
 from resources.inputs import InputFoldersResource
 from resources.llm import LLMResource
 from resources.scale import ScaleResource
@@ -127,15 +127,7 @@ def shopping_missions(config: ShoppingMissionsConfig, mission_drafts: pl.DataFra
     approved = mission_drafts.filter(pl.col("status") == "reviewed")["mission_json"].to_list()
     if approved:
         results.append(parse_missions(approved, "assay"))
-    combined = MissionsResult(
-        missions=pl.concat([result.missions for result in results]),
-        criteria=pl.concat([result.criteria for result in results]),
-        quarantine=pl.concat([result.quarantine for result in results]),
-        rows_in=sum(result.rows_in for result in results),
-    )
-    duplicated = combined.missions.filter(pl.col("mission_id").is_duplicated())["mission_id"].unique().to_list()
-    if duplicated:
-        raise dg.Failure(f"mission ids appear in more than one source: {', '.join(sorted(duplicated)[:5])}")
+    combined = combine_missions(results)
     mix = combined.missions.group_by("category", "subcategory").agg(
         pl.len().alias("missions"), (pl.col("n_turns") > 1).sum().alias("multi_turn")
     )

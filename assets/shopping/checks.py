@@ -5,8 +5,7 @@ import dagster as dg
 import polars as pl
 
 from ops.shopping.personas import PersonaBounds
-from ops.shopping.questions import format_answer
-from ops.shopping.sandbox import CustomerSandbox
+from ops.shopping.sandbox import gold_mismatches
 from ops.shopping.suites import (
     catalog_quarantine_suite,
     contexts_suite,
@@ -128,16 +127,7 @@ def shoptrajqa_questions_valid(
     inputs: InputFoldersResource,
 ) -> dg.AssetCheckResult:
     products = inputs.shop_products(product_catalog)
-    mismatches = []
-    for (customer,), questions in shoptrajqa_questions.group_by("customer_id", maintain_order=True):
-        events = shopping_trajectories.filter(pl.col("customer_id") == customer)
-        with CustomerSandbox(events, products, row_limit=2) as sandbox:
-            for row in questions.iter_rows(named=True):
-                observation = sandbox.run_query(row["sql"])
-                value = observation.rows[0][0] if observation.ok and len(observation.rows) == 1 else None
-                got = format_answer(value, row["answer_type"]) if value is not None else observation.error
-                if got != row["answer"]:
-                    mismatches.append({"question_id": row["question_id"], "expected": row["answer"], "got": got})
+    mismatches = gold_mismatches(shoptrajqa_questions, shopping_trajectories, products)
     result = quality.validate(shoptrajqa_questions, "shoptrajqa_questions", questions_suite())
     return result.to_check_result(
         extra={GOLD_REPRODUCED: not mismatches},

@@ -10,7 +10,7 @@ from assets.outputs import frame_output, markdown_table
 from assets.vector_index import text_index
 from ops.tooluse.backends import SimulatedBackend
 from ops.tooluse.bfcl import SINGLE_TURN_CATEGORIES
-from ops.tooluse.specs import SpecsResult, load_bfcl_specs, load_user_tool_files, spec_text
+from ops.tooluse.specs import combine_specs, load_bfcl_specs, load_user_tool_files, spec_text
 from resources.embedder import EmbedderResource
 from resources.inputs import InputFoldersResource
 from resources.lancedb import LanceDBResource
@@ -48,12 +48,7 @@ def tool_specs(config: ToolSpecsConfig, inputs: InputFoldersResource):
     results = [load_bfcl_specs(Path(inputs.bfcl), config.bfcl_categories)]
     if inputs.tool_files:
         results.append(load_user_tool_files(sorted(Path(inputs.tool_files).glob("*.json"))))
-    combined = SpecsResult(
-        specs=pl.concat([result.specs for result in results]),
-        quarantine=pl.concat([result.quarantine for result in results]),
-        rows_in=sum(result.rows_in for result in results),
-        records_read=sum(result.records_read for result in results),
-    )
+    combined = combine_specs(results)
     by_source = combined.specs.group_by("source").len().sort("source")
     counts = {"rows_in": combined.rows_in, "records_read": combined.records_read}
     yield frame_output(

@@ -43,3 +43,8 @@ def sha256_hex(text: str | bytes) -> str:
     """Hex sha256 of a string (UTF-8) or bytes."""
     data = text.encode("utf-8") if isinstance(text, str) else text
     return hashlib.sha256(data).hexdigest()
+
+
+def sql_literal(value: str) -> str:
+    """A string as a single-quoted SQL literal (quotes doubled), for DuckDB and LanceDB filters."""
+    return "'" + value.replace("'", "''") + "'"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -519,3 +519,18 @@ def _srb_criterion(raw: Any, turn_index: int | None, last_turn: int, default_id:
         subcategory=str(subcategory) if subcategory is not None else None,
     )
     return criterion, unknown
+
+
+def combine_missions(results: Sequence[MissionsResult]) -> MissionsResult:
+    """Several loaded sources as one result; a mission id in more than one source is an error that
+    names the ids (a mission cannot be graded twice under one id)."""
+    combined = MissionsResult(
+        missions=pl.concat([result.missions for result in results]),
+        criteria=pl.concat([result.criteria for result in results]),
+        quarantine=pl.concat([result.quarantine for result in results]),
+        rows_in=sum(result.rows_in for result in results),
+    )
+    duplicated = sorted(combined.missions.filter(pl.col("mission_id").is_duplicated())["mission_id"].unique())
+    if duplicated:
+        raise ValueError(f"mission ids appear in more than one source: {', '.join(duplicated[:5])}")
+    return combined

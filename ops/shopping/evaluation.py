@@ -148,6 +148,27 @@ def accuracy_by_budget(evals: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFr
     )
 
 
+RL_SCHEMA: dict[str, pl.DataType] = {
+    "data_source": pl.String(),
+    "prompt": pl.List(pl.Struct({"role": pl.String(), "content": pl.String()})),
+    "ability": pl.String(),
+    "reward_model": pl.Struct({"style": pl.String(), "ground_truth": pl.String()}),
+    "extra_info": pl.Struct(
+        {
+            "question_id": pl.String(),
+            "customer_id": pl.String(),
+            "kind": pl.String(),
+            "difficulty": pl.String(),
+            "mode": pl.String(),
+            "budget_tokens": pl.Int64(),
+            "sql": pl.String(),
+            "evaluated_reward": pl.Float64(),
+        }
+    ),
+    "ground_truth": pl.String(),
+}
+
+
 def rl_rows(questions: pl.DataFrame, pairs: pl.DataFrame, contexts: pl.DataFrame, evals: pl.DataFrame) -> pl.DataFrame:
     """The environment for RL trainers, one row per prompt, in verl's RLHF-dataset layout.
 
@@ -169,27 +190,6 @@ def rl_rows(questions: pl.DataFrame, pairs: pl.DataFrame, contexts: pl.DataFrame
         messages = [dict(message) for message in request.messages]
         rows.append(_rl_row(pair, LONG_CONTEXT, pair["budget_tokens"], messages, earned))
     return pl.DataFrame(rows, schema=RL_SCHEMA)
-
-
-RL_SCHEMA: dict[str, pl.DataType] = {
-    "data_source": pl.String(),
-    "prompt": pl.List(pl.Struct({"role": pl.String(), "content": pl.String()})),
-    "ability": pl.String(),
-    "reward_model": pl.Struct({"style": pl.String(), "ground_truth": pl.String()}),
-    "extra_info": pl.Struct(
-        {
-            "question_id": pl.String(),
-            "customer_id": pl.String(),
-            "kind": pl.String(),
-            "difficulty": pl.String(),
-            "mode": pl.String(),
-            "budget_tokens": pl.Int64(),
-            "sql": pl.String(),
-            "evaluated_reward": pl.Float64(),
-        }
-    ),
-    "ground_truth": pl.String(),
-}
 
 
 def _rl_row(

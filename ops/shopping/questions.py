@@ -33,7 +33,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from ops.common.text import normalize_text, sha256_hex
+from ops.common.text import normalize_text, sha256_hex, sql_literal
 from ops.shopping.answers import normalize_answer
 
 ANSWER_TYPES = ("number", "money", "date", "text", "none")
@@ -398,11 +398,6 @@ TEMPLATES: tuple[Template, ...] = (
     ),
 )
 TEMPLATES_BY_KIND: dict[str, Template] = {template.kind: template for template in TEMPLATES}
-
-
-def sql_literal(text: str) -> str:
-    """A DuckDB string literal (single quotes doubled), for brand and category names in SQL."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def period_of(params: Mapping[str, Any]) -> tuple[datetime, datetime] | None:

@@ -34,7 +34,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from ops.shopping.questions import customer_tables
+from ops.shopping.questions import NONE_ANSWER, customer_tables, format_answer
 
 TABLES = ("events", "products")
 
@@ -263,3 +263,40 @@ def _cell(value: Any, max_chars: int) -> str:
         text = str(value)
     text = " ".join(text.split())
     return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
+
+
+def result_mismatch(observation: QueryObservation, answer: str, answer_type: str) -> str | None:
+    """Why a sandbox result differs from the gold answer (None when it matches).
+
+    The result must be one row of one value whose canonical form (`format_answer`) is the gold
+    answer; for a "none" answer the value itself must be the word "none", since `format_answer`
+    maps any value to "none" under that type.
+    """
+    if not observation.ok:
+        return f"error: {observation.error}"
+    if len(observation.rows) != 1 or len(observation.rows[0]) != 1:
+        return f"shape: {len(observation.rows)} rows, not one value"
+    value = observation.rows[0][0]
+    if value is None:
+        return "NULL result"
+    if answer_type == NONE_ANSWER:
+        got = value.strip().casefold() if isinstance(value, str) else repr(value)
+    else:
+        try:
+            got = format_answer(value, answer_type)
+        except ValueError as error:
+            return f"unformattable: {error}"
+    return None if got == answer else f"got {got!r}, gold {answer!r}"
+
+
+def gold_mismatches(questions: pl.DataFrame, events: pl.DataFrame, products: pl.DataFrame) -> list[dict[str, str]]:
+    """Every question whose stored SQL, run in its customer's sandbox (the agent's path), does not give
+    its gold answer: question id, gold answer and why (empty when all match)."""
+    mismatches = []
+    for (customer,), group in questions.group_by("customer_id", maintain_order=True):
+        with CustomerSandbox(events.filter(pl.col("customer_id") == customer), products, row_limit=2) as sandbox:
+            for row in group.iter_rows(named=True):
+                reason = result_mismatch(sandbox.run_query(row["sql"]), row["answer"], row["answer_type"])
+                if reason is not None:
+                    mismatches.append({"question_id": row["question_id"], "gold": row["answer"], "reason": reason})
+    return mismatches

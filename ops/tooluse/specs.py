@@ -329,3 +329,13 @@ def load_user_tool_files(paths: Iterable[Path]) -> SpecsResult:
         for number, raw in enumerate(records, start=1):
             collector.add(source, number, raw)
     return collector.result()
+
+
+def combine_specs(results: Sequence[SpecsResult]) -> SpecsResult:
+    """Several loaded spec sources (BFCL, user files) as one result, counts added up."""
+    return SpecsResult(
+        specs=pl.concat([result.specs for result in results]),
+        quarantine=pl.concat([result.quarantine for result in results]),
+        rows_in=sum(result.rows_in for result in results),
+        records_read=sum(result.records_read for result in results),
+    )
