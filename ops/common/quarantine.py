@@ -1,0 +1,98 @@
+"""The one kept-plus-quarantine pattern: a split result, one quarantine schema, one accounting rule.
+
+Every step that may refuse input returns a `Split`: the rows it kept, one quarantine row per refused
+input record (a reason code from the step's own vocabulary, a human-readable detail and an excerpt of
+the raw record) and the number of rows that came in. `Split.accounted()` is the invariant every
+blocking check proves: rows in = rows kept + rows quarantined.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    "record_id": pl.String,
+    "reason": pl.String,
+    "detail": pl.String,
+    "excerpt": pl.String,
+}
+EXCERPT_CHARS = 500
+ROWS_ACCOUNTED = "rows in == rows kept + rows quarantined"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One refused input record: its id, a reason code and what exactly was wrong."""
+
+    record_id: str
+    reason: str
+    detail: str
+    raw: Any = None
+
+    def row(self) -> dict[str, str]:
+        """This rejection as a row of `QUARANTINE_SCHEMA`."""
+        return {"record_id": self.record_id, "reason": self.reason, "detail": self.detail, "excerpt": excerpt(self.raw)}
+
+
+@dataclass(frozen=True)
+class Split:
+    """What a step kept and what it quarantined, with the count of rows that came in."""
+
+    kept: pl.DataFrame
+    quarantined: pl.DataFrame
+    rows_in: int
+
+    def accounted(self) -> bool:
+        """True when no row was lost or invented: rows in = kept + quarantined."""
+        return self.rows_in == self.kept.height + self.quarantined.height
+
+    def reason_counts(self) -> dict[str, int]:
+        """Quarantined rows per reason code (for metadata and reports)."""
+        if self.quarantined.is_empty():
+            return {}
+        counts = self.quarantined.group_by("reason").len().sort("reason")
+        return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
+
+    def metadata(self) -> dict[str, Any]:
+        """Plain numbers for asset metadata: rows in, kept, quarantined and the count per reason."""
+        counts = {f"quarantined_{reason}": count for reason, count in self.reason_counts().items()}
+        return {"rows_in": self.rows_in, "rows_kept": self.kept.height, "rows_quarantined": self.quarantined.height, **counts}
+
+
+def quarantine_frame(rejections: Iterable[Rejected], reasons: Sequence[str] | None = None) -> pl.DataFrame:
+    """Rejections as a frame of `QUARANTINE_SCHEMA`; with `reasons`, an unknown reason code is a bug and raises."""
+    rows = [rejection.row() for rejection in rejections]
+    if reasons is not None:
+        unknown = sorted({row["reason"] for row in rows} - set(reasons))
+        if unknown:
+            raise ValueError(f"quarantine reason codes {unknown} are not in the step's vocabulary {list(reasons)}")
+    return pl.DataFrame(rows, schema=QUARANTINE_SCHEMA)
+
+
+def split(
+    kept_rows: Sequence[dict[str, Any]],
+    kept_schema: dict[str, pl.DataType],
+    rejections: Sequence[Rejected],
+    rows_in: int,
+    reasons: Sequence[str] | None = None,
+) -> Split:
+    """Build a `Split` from kept rows and rejections; raises if a row was lost or invented."""
+    result = Split(pl.DataFrame(list(kept_rows), schema=kept_schema), quarantine_frame(rejections, reasons), rows_in)
+    if not result.accounted():
+        raise AssertionError(
+            f"{ROWS_ACCOUNTED} failed: {rows_in} in, {result.kept.height} kept, {result.quarantined.height} quarantined"
+        )
+    return result
+
+
+def excerpt(raw: Any, limit: int = EXCERPT_CHARS) -> str:
+    """A bounded text view of a raw record (JSON for structures), for the quarantine row."""
+    if raw is None:
+        return ""
+    text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False, default=str, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
