@@ -8,7 +8,7 @@ import polars as pl
 
 from ops.common.versioning import combine_versions, frame_version
 from resources.embedder import EmbedderResource
-from resources.lancedb import LanceDBResource
+from resources.lancedb import LanceDBResource, table_exists
 
 VERSION_COLUMN = "texts_version"
 
@@ -28,7 +28,7 @@ def text_index(
     version = combine_versions([frame_version(ordered), embedder.model_id])
     name = index_table_name(prefix, embedder.model_id)
     connection = lancedb_resource.connect()
-    if name in connection.table_names():
+    if table_exists(connection, name):
         table = connection.open_table(name)
         if _stored_version(table) == version:
             return table, False

@@ -2,7 +2,14 @@
 
 import dagster as dg
 
-from pipelines.partitions import customer_cohorts, models_under_test, web_doc_shards
+from pipelines.partitions import (
+    curation_compounds,
+    curation_filters,
+    customer_cohorts,
+    models_under_test,
+    upcycling_strategies,
+    web_doc_shards,
+)
 
 # Per shard: read, clean, quarantine, embed and annotate. What the shard sensor and backfills run.
 webdocs_job = dg.define_asset_job(
@@ -98,12 +105,100 @@ shopbench_scores_job = dg.define_asset_job(
 
 # Tool use: specs, their index and backends, base trajectories (BFCL + synthesis), augmentations,
 # the policy evaluation and the RL environment export.
+# Training the tool policy is its own job (`tooluse_training`): a data refresh does not retrain.
+TOOL_TRAINING_ASSETS = ("tool_policy_sft", "tool_policy_grpo", "tool_policy_checkpoint_eval")
 tooluse_job = dg.define_asset_job(
     name="tooluse",
-    selection=dg.AssetSelection.groups("tooluse"),
+    selection=dg.AssetSelection.groups("tooluse") - dg.AssetSelection.assets(*TOOL_TRAINING_ASSETS),
     description="Specs to augmented trajectories, the policy evaluation and the RL environment export.",
 )
 
 # There is no single `sample` job: Dagster requires one partitions definition per job, and the
 # sample spans shards, cohorts and models under test. `python -m pipelines.sample` materializes
 # everything stage by stage through the implicit asset job instead (see docs/decisions.md).
+
+# Webdocs curation (issue 13): corpus-wide dedup and the filter table, then per filter the pass 1 proxies,
+# the pass 1 ranking and the compounds, per compound the pass 2 proxies, then pass 2 and the curated corpus.
+webdocs_filter_search_job = dg.define_asset_job(
+    name="webdocs_filter_search",
+    selection=dg.AssetSelection.assets("web_docs_dedup", "web_docs_dedup_quarantine", "filter_candidates"),
+    description="Deduplicate the whole corpus and generate the filters to search (registers their partitions).",
+)
+webdocs_proxy_runs_job = dg.define_asset_job(
+    name="webdocs_proxy_runs",
+    selection=dg.AssetSelection.assets("proxy_runs"),
+    partitions_def=curation_filters,
+    description="Train the pass 1 proxy LMs of one filter (a backfill over all filters trains them in parallel).",
+)
+webdocs_compounds_job = dg.define_asset_job(
+    name="webdocs_compounds",
+    selection=dg.AssetSelection.assets("filter_search_pass1", "compound_filters"),
+    description="Rank the pass 1 filters and build AND / OR compounds of the best (registers their partitions).",
+)
+webdocs_compound_runs_job = dg.define_asset_job(
+    name="webdocs_compound_runs",
+    selection=dg.AssetSelection.assets("compound_proxy_runs"),
+    partitions_def=curation_compounds,
+    description="Train the pass 2 proxy LMs of one compound filter.",
+)
+webdocs_curation_job = dg.define_asset_job(
+    name="webdocs_curation",
+    selection=dg.AssetSelection.assets("filter_search_pass2", "curated_corpus"),
+    description="Rank the compounds against the best single filter and write the curated corpus.",
+)
+
+# Concepts (issue 12): WordNet vocabulary to the concept dictionary, the steering eval, the dictionary SAE
+# and its atom annotations.
+concepts_job = dg.define_asset_job(
+    name="concepts",
+    selection=dg.AssetSelection.groups("concepts"),
+    description="Concept dictionary from WordNet stimuli, sparse-coding steering eval, dictionary-initialised SAE.",
+)
+
+# Translation (issue 14): multilingual tasks, the translate tool, answer-preserving translations, base-policy
+# rollouts, the GSPO-trained gated policy and the Pareto report.
+translation_job = dg.define_asset_job(
+    name="translation",
+    selection=dg.AssetSelection.groups("translation"),
+    description="Answer-preserving multilingual tasks, gated translate-or-not policy (GSPO) and its Pareto front.",
+)
+
+# Expert upcycling (issue 17): corpus, E-expert base, utilities and baselines; then per strategy the
+# upcycled checkpoint and its continued pretraining; then the report over every strategy.
+moe_base_job = dg.define_asset_job(
+    name="moe_base",
+    selection=dg.AssetSelection.assets(
+        "moe_pretraining_corpus",
+        "moe_corpus_quarantine",
+        "moe_base_checkpoint",
+        "expert_utilities",
+        "upcycling_baselines",
+    ),
+    description="Tokenize the corpus, pretrain the E-expert MoE, score its experts, train the two reference runs.",
+)
+moe_upcycling_job = dg.define_asset_job(
+    name="moe_upcycling",
+    selection=dg.AssetSelection.assets("upcycled_checkpoints", "upcycling_cpt"),
+    partitions_def=upcycling_strategies,
+    description="Upcycle E -> mE experts by one strategy and continue pretraining the result.",
+)
+moe_report_job = dg.define_asset_job(
+    name="moe_report",
+    selection=dg.AssetSelection.assets("upcycling_report"),
+    description="Gap closure, compute saved and routing figures of every strategy against both baselines.",
+)
+
+# RL (issue 10): SFT then GRPO of the tool policy, and base vs SFT vs SFT+GRPO on the held-out split.
+tooluse_training_job = dg.define_asset_job(
+    name="tooluse_training",
+    selection=dg.AssetSelection.assets(*TOOL_TRAINING_ASSETS),
+    description="SFT, then GRPO on the AST reward, of the tool policy; held-out comparison of the checkpoints.",
+)
+
+# RL (issue 10): RLVR of the Customer Agent over every materialized cohort, then base vs trained on
+# held-out customers.
+shopping_training_job = dg.define_asset_job(
+    name="shopping_training",
+    selection=dg.AssetSelection.assets("customer_agent_grpo", "customer_agent_rl_eval"),
+    description="GRPO of the Customer Agent on its SQL exact-match reward; base vs trained on held-out customers.",
+)

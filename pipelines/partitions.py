@@ -23,3 +23,18 @@ def cohort_index(cohort: str) -> int:
 # One partition per model under test of the Shopping Reasoning Bench: a new model is a new
 # partition and a backfill, not a code change (see `assets/shopbench`).
 models_under_test = dg.DynamicPartitionsDefinition(name="models_under_test")
+
+# One partition per expert-upcycling strategy (`assets/moe`): uniform copying, greedy by each utility,
+# softmax sampling by the Fisher utility. Configuration (`ASSAY_MOE_STRATEGIES`, comma-separated),
+# read when the code location loads; `ops.moe.selection.parse_strategy` validates the keys.
+MOE_STRATEGIES = (
+    os.environ.get("ASSAY_MOE_STRATEGIES")
+    or "uniform,greedy-weight_norm,greedy-saliency,greedy-grad_sq,greedy-fisher,softmax-fisher"
+).split(",")
+upcycling_strategies = dg.StaticPartitionsDefinition([key.strip() for key in MOE_STRATEGIES if key.strip()])
+
+# Filter search (`assets/webdocs/proxies.py`): one partition per filter under search, so a backfill trains
+# the proxy LMs of all filters in parallel. `filter_candidates` registers pass 1's filters and baselines,
+# `compound_filters` pass 2's compounds, each as soon as it knows them.
+curation_filters = dg.DynamicPartitionsDefinition(name="curation_filters")
+curation_compounds = dg.DynamicPartitionsDefinition(name="curation_compounds")

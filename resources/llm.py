@@ -37,16 +37,27 @@ class CachedLLMClient:
     """`LLMClient` over a backend: every request is looked up in the cache, only misses are computed.
 
     Misses run in batches of `batch_size`; each completion is cached the moment it arrives, so a run
-    killed halfway resumes where it stopped. An item whose backend call fails or whose output is not
-    valid JSON (when a schema was asked) is retried `max_retries` times, then returned with `error`.
-    Failures are not cached, so the next run tries them again.
+    killed halfway resumes where it stopped. Two kinds of retry, kept apart: transport failures are
+    retried inside the backend (the OpenAI client's backoff with jitter), so an exception reaching this
+    client is final for the item. An answer that arrived but is invalid (not JSON when a schema was
+    asked) is asked again `max_retries` times with a new seed and at least `retry_temperature`, since
+    the identical greedy request would give the identical answer; a valid retry is cached under the
+    original request. Failures are returned with `error` and not cached, so the next run tries again.
     """
 
-    def __init__(self, backend: ChatBackend, cache: LLMCache, batch_size: int = 8, max_retries: int = 1) -> None:
+    def __init__(
+        self,
+        backend: ChatBackend,
+        cache: LLMCache,
+        batch_size: int = 8,
+        max_retries: int = 1,
+        retry_temperature: float = 0.7,
+    ) -> None:
         self.backend = backend
         self.cache = cache
         self.batch_size = max(1, batch_size)
         self.max_retries = max(0, max_retries)
+        self.retry_temperature = retry_temperature
 
     @property
     def model_id(self) -> str:
@@ -61,7 +72,7 @@ class CachedLLMClient:
         waiting: dict[str, list[int]] = {}
         for index, (key, request) in enumerate(zip(keys, requests, strict=True)):
             hit = hits.get(key)
-            result = None if hit is None else _result(request, hit.text, hit.prompt_tokens, hit.completion_tokens, 0.0)
+            result = None if hit is None else _result(request, Completion(**vars(hit), latency_s=0.0))
             if result is not None and result.error is None:
                 result.cached = True
                 results[index] = result
@@ -93,13 +104,14 @@ class CachedLLMClient:
         return [result for result in results if result is not None]
 
     def _run_batch(self, batch: list[tuple[str, ChatRequest]]) -> list[tuple[str, ChatResult]]:
-        """Compute one batch with retries; cache each success as soon as it arrives."""
+        """Compute one batch, asking invalid answers again; cache each success as soon as it arrives."""
         finished: list[tuple[str, ChatResult]] = []
         spent: dict[int, tuple[int, int, float]] = {}
         pending = list(range(len(batch)))
         for attempt in range(self.max_retries + 1):
-            failed: dict[int, ChatResult] = {}
-            for position, outcome in self.backend.run([batch[item][1] for item in pending]):
+            invalid: dict[int, ChatResult] = {}
+            requests = [self._attempt(batch[item][1], attempt) for item in pending]
+            for position, outcome in self.backend.run(requests):
                 item = pending[position]
                 key, request = batch[item]
                 result = _outcome_result(request, outcome)
@@ -109,16 +121,25 @@ class CachedLLMClient:
                     tokens_out + result.completion_tokens,
                     latency + result.latency_s,
                 )
-                if result.error is None and isinstance(outcome, Completion):
-                    self.cache.put(key, outcome.text, outcome.prompt_tokens, outcome.completion_tokens)
-                    finished.append((key, _with_cost(result, spent[item])))
+                if isinstance(outcome, Completion) and result.error is None:
+                    self.cache.put(
+                        key, outcome.text, outcome.prompt_tokens, outcome.completion_tokens, outcome.finish_reason
+                    )
+                if isinstance(outcome, Completion) and result.error is not None and attempt < self.max_retries:
+                    invalid[item] = result
                 else:
-                    failed[item] = result
-            if not failed or attempt == self.max_retries:
-                finished.extend((batch[item][0], _with_cost(result, spent[item])) for item, result in failed.items())
+                    finished.append((key, _with_cost(result, spent[item])))
+            if not invalid:
                 break
-            pending = sorted(failed)
+            pending = sorted(invalid)
         return finished
+
+    def _attempt(self, request: ChatRequest, attempt: int) -> ChatRequest:
+        """The request as sent on an attempt: unchanged first, then another seed and some temperature."""
+        if attempt == 0:
+            return request
+        temperature = max(request.temperature, self.retry_temperature)
+        return replace(request, seed=request.seed + attempt, temperature=temperature)
 
 
 class LLMResource(dg.ConfigurableResource):
@@ -129,7 +150,9 @@ class LLMResource(dg.ConfigurableResource):
     The API key of the openai backend is read from the environment variable named by `api_key_env`
     and is never part of the config. `n_ctx` is the context the model runs with (for openai: what the
     server serves); `tokenizer` names the Hugging Face tokenizer of a served model when it differs
-    from `model` (token budgets are counted with the model's own tokenizer).
+    from `model` (token budgets are counted with the model's own tokenizer). `max_retries` and
+    `retry_temperature` shape the semantic retry of invalid answers, `transport_retries` the openai
+    backend's resending of failed requests (backoff with jitter).
     """
 
     backend: str = "llamacpp"
@@ -142,6 +165,8 @@ class LLMResource(dg.ConfigurableResource):
     cache_path: str = DEFAULT_CACHE_PATH
     timeout_s: float = 120.0
     max_retries: int = 1
+    retry_temperature: float = 0.7
+    transport_retries: int = 3
     tokenizer: str = ""
 
     _client: CachedLLMClient | None = PrivateAttr(default=None)
@@ -175,7 +200,7 @@ class LLMResource(dg.ConfigurableResource):
         """The cached client for this config, built on first use (the model itself loads on first miss)."""
         if self._client is None:
             self._client = CachedLLMClient(
-                self._backend(), LLMCache(self.cache_path), self.batch_size, self.max_retries
+                self._backend(), LLMCache(self.cache_path), self.batch_size, self.max_retries, self.retry_temperature
             )
         return self._client
 
@@ -201,6 +226,7 @@ class LLMResource(dg.ConfigurableResource):
                 concurrency=self.batch_size,
                 n_ctx=self.n_ctx,
                 tokenizer=self.tokenizer,
+                transport_retries=self.transport_retries,
             )
         if self.backend == "vllm":
             return VLLMBackend(self.model, n_ctx=self.n_ctx)
@@ -218,21 +244,31 @@ def _outcome_result(request: ChatRequest, outcome: Completion | Exception) -> Ch
     if isinstance(outcome, Exception):
         error = f"{type(outcome).__name__}: {outcome}"
         return ChatResult(request.request_id, None, None, error, 0, 0, 0.0, cached=False)
-    return _result(request, outcome.text, outcome.prompt_tokens, outcome.completion_tokens, outcome.latency_s)
+    return _result(request, outcome)
 
 
-def _result(
-    request: ChatRequest, text: str, prompt_tokens: int, completion_tokens: int, latency_s: float
-) -> ChatResult:
+def _result(request: ChatRequest, completion: Completion) -> ChatResult:
     """Result for a produced text: parsed when a schema was asked, an "invalid JSON" error otherwise
-    (the raw text is kept, so that a caller can quarantine it)."""
-    result = ChatResult(request.request_id, text, None, None, prompt_tokens, completion_tokens, latency_s, cached=False)
+    (the raw text is kept, so that a caller can quarantine it; a cut answer says so)."""
+    text = completion.text
+    result = ChatResult(
+        request.request_id,
+        text,
+        None,
+        None,
+        completion.prompt_tokens,
+        completion.completion_tokens,
+        completion.latency_s,
+        cached=False,
+        finish_reason=completion.finish_reason,
+    )
     if request.json_schema is not None:
         try:
             result.parsed = json.loads(text)
         except json.JSONDecodeError as error:
             preview = text[:_ERROR_PREVIEW_CHARS]
-            result.error = f"invalid JSON: {error.msg} at char {error.pos} in {preview!r}"
+            cut = " (cut at max_tokens)" if completion.finish_reason == "length" else ""
+            result.error = f"invalid JSON{cut}: {error.msg} at char {error.pos} in {preview!r}"
     return result
 
 

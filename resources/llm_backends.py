@@ -2,7 +2,10 @@
 and vLLM in-process. Each is imported lazily, so the CPU profile never needs `openai` or `vllm`.
 
 A backend runs a batch and yields `(position, Completion | Exception)` for each request as soon as it
-finishes, in any order. Caching, JSON checks, retries and accounting live in `resources/llm.py`, once.
+finishes, in any order. Transport retries (a server that times out, drops the connection, answers 429
+or 5xx) belong to the backend that has a transport: the OpenAI client's own retries, with exponential
+backoff and jitter. Caching, JSON checks, the semantic retry of invalid answers and accounting live in
+`resources/llm.py`, once.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     latency_s: float
+    finish_reason: str | None = None
 
 
 Outcome = tuple[int, Completion | Exception]
@@ -131,12 +135,13 @@ class LlamaCppBackend:
             seed=request.seed,
             grammar=self._grammar(request.json_schema),
         )
-        usage = response["usage"]
+        usage, choice = response["usage"], response["choices"][0]
         return Completion(
-            text=response["choices"][0]["message"]["content"] or "",
+            text=choice["message"]["content"] or "",
             prompt_tokens=usage["prompt_tokens"],
             completion_tokens=usage["completion_tokens"],
             latency_s=time.perf_counter() - started,
+            finish_reason=choice.get("finish_reason"),
         )
 
     def _load(self) -> Any:
@@ -192,7 +197,9 @@ class OpenAICompatibleBackend:
     """Any server speaking the OpenAI chat API (OpenAI itself, `vllm serve`, ...), requests in parallel.
 
     The API key is read from the environment variable named `api_key_env` when the client is first
-    needed; it is never stored in config, logged or shown in `repr`.
+    needed; it is never stored in config, logged or shown in `repr`. `transport_retries` is the OpenAI
+    client's own `max_retries`: connection errors, timeouts, 408, 409, 429 and 5xx are resent with
+    exponential backoff and jitter (honouring `Retry-After`); a 4xx answer is final.
     """
 
     name = "openai"
@@ -206,6 +213,7 @@ class OpenAICompatibleBackend:
         concurrency: int = 8,
         n_ctx: int = 32768,
         tokenizer: str = "",
+        transport_retries: int = 3,
     ) -> None:
         if not model:
             raise ValueError("the openai backend needs `model` (the served model name)")
@@ -216,6 +224,7 @@ class OpenAICompatibleBackend:
         self.api_key_env = api_key_env
         self.timeout_s = timeout_s
         self.concurrency = max(1, concurrency)
+        self.transport_retries = max(0, transport_retries)
         self._client: Any = None
 
     def __repr__(self) -> str:
@@ -262,12 +271,13 @@ class OpenAICompatibleBackend:
             }
         started = time.perf_counter()
         response = client.chat.completions.create(**arguments)
-        usage = response.usage
+        usage, choice = response.usage, response.choices[0]
         return Completion(
-            text=response.choices[0].message.content or "",
+            text=choice.message.content or "",
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
             latency_s=time.perf_counter() - started,
+            finish_reason=choice.finish_reason,
         )
 
     def _connect(self) -> Any:
@@ -282,9 +292,11 @@ class OpenAICompatibleBackend:
                     f"environment variable {self.api_key_env} is not set; set it to the API key "
                     "(any non-empty value for a server without auth, e.g. `vllm serve`)"
                 )
-            # Retries are done once, for every backend, by the cached client.
             self._client = openai.OpenAI(
-                api_key=api_key, base_url=self.base_url or None, timeout=self.timeout_s, max_retries=0
+                api_key=api_key,
+                base_url=self.base_url or None,
+                timeout=self.timeout_s,
+                max_retries=self.transport_retries,
             )
         return self._client
 
@@ -341,6 +353,7 @@ class VLLMBackend:
                     prompt_tokens=len(output.prompt_token_ids or ()),
                     completion_tokens=len(generated.token_ids or ()),
                     latency_s=latency,
+                    finish_reason=generated.finish_reason,
                 ),
             )
 

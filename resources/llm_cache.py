@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS completions (
     text TEXT NOT NULL,
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    finish_reason TEXT
 )
 """
 
@@ -40,6 +41,7 @@ class CachedCompletion:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    finish_reason: str | None = None
 
 
 def completion_key(backend: str, model_id: str, request: ChatRequest) -> str:
@@ -76,6 +78,17 @@ class LLMCache:
         self._connection.execute("PRAGMA synchronous=NORMAL")
         self._connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         self._connection.execute(_SCHEMA)
+        self._add_finish_reason()
+
+    def _add_finish_reason(self) -> None:
+        """Cache files written before `finish_reason` was kept get the column (NULL for old entries)."""
+        columns = {row[1] for row in self._connection.execute("PRAGMA table_info(completions)")}
+        if "finish_reason" not in columns:
+            try:
+                self._connection.execute("ALTER TABLE completions ADD COLUMN finish_reason TEXT")
+            except sqlite3.OperationalError as error:  # another process added it first
+                if "duplicate column" not in str(error):
+                    raise
 
     def get_many(self, keys: Sequence[str]) -> dict[str, CachedCompletion]:
         """Return the cached completions among `keys` (missing keys are simply absent)."""
@@ -86,20 +99,23 @@ class LLMCache:
                 chunk = unique[start : start + _SQLITE_MAX_VARIABLES]
                 placeholders = ",".join("?" * len(chunk))
                 rows = self._connection.execute(
-                    "SELECT key, text, prompt_tokens, completion_tokens FROM completions "
+                    "SELECT key, text, prompt_tokens, completion_tokens, finish_reason FROM completions "
                     f"WHERE key IN ({placeholders})",
                     chunk,
                 ).fetchall()
-                for key, text, prompt_tokens, completion_tokens in rows:
-                    found[key] = CachedCompletion(text, prompt_tokens, completion_tokens)
+                for key, text, prompt_tokens, completion_tokens, finish_reason in rows:
+                    found[key] = CachedCompletion(text, prompt_tokens, completion_tokens, finish_reason)
         return found
 
-    def put(self, key: str, text: str, prompt_tokens: int, completion_tokens: int) -> None:
+    def put(
+        self, key: str, text: str, prompt_tokens: int, completion_tokens: int, finish_reason: str | None = None
+    ) -> None:
         """Store one completion and commit it at once (autocommit), replacing any older entry."""
         with self._lock:
             self._connection.execute(
-                "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?)",
-                (key, text, prompt_tokens, completion_tokens, time.time()),
+                "INSERT OR REPLACE INTO completions "
+                "(key, text, prompt_tokens, completion_tokens, created_at, finish_reason) VALUES (?, ?, ?, ?, ?, ?)",
+                (key, text, prompt_tokens, completion_tokens, time.time(), finish_reason),
             )
 
     def __len__(self) -> int:

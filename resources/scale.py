@@ -37,3 +37,66 @@ class ScaleResource(dg.ConfigurableResource):
     tool_synthesis_rounds: int = 3
     tool_rewrite_bases: int = 0
     tool_eval_per_group: int = 0
+    # moe (expert upcycling): tokens of pretraining the E-expert base, tokens of continued pretraining
+    # per strategy after upcycling (the from-scratch mE baseline trains for both), and m (E -> mE).
+    moe_base_tokens: int = 2_000_000
+    moe_cpt_tokens: int = 1_000_000
+    moe_expansion_factor: int = 2
+    # webdocs annotation health (issue 20): a teacher whose labels do not depend on the document fails
+    # the blocking check where real labels are expected (gpu/cluster) and only warns locally; thresholds
+    # of `ops.webdocs.annotation_health.HealthThresholds`.
+    annotation_health_blocking: bool = False
+    annotation_health_min_documents: int = 5
+    annotation_health_min_entropy_bits: float = 0.5
+    annotation_health_max_constant_dimension_share: float = 0.5
+    annotation_health_max_identical_answer_share: float = 0.5
+    annotation_health_max_abstain_share: float = 0.5
+    # translation (issue 14): aligned arithmetic and MGSM items, the task families rolled out, rollout
+    # samples per task and mode, the gated policy's GSPO steps and its completions per prompt (group).
+    translation_arithmetic_items: int = 60
+    translation_mgsm_items: int = 250
+    translation_rollout_families: list[str] = ["arithmetic", "mgsm"]
+    translation_rollout_samples: int = 8
+    translation_gspo_steps: int = 50
+    translation_gspo_generations: int = 8
+    # rl (issue 10): the shared trainer's sizes for the tool policy and the Customer Agent. Base model
+    # ("" = packaged SmolLM2-135M GGUF), SFT steps/batch/examples, GRPO steps, prompts per step and
+    # completions per prompt, completion tokens, KL weight, the longest prompt trained on (chars, 0 = any),
+    # held-out examples evaluated per category/policy, TRL's vLLM generation, and the checkpoint folder.
+    rl_base_model: str = ""
+    rl_sft_steps: int = 200
+    rl_sft_batch_size: int = 8
+    rl_sft_examples: int = 0
+    rl_grpo_steps: int = 100
+    rl_prompts_per_step: int = 8
+    rl_generations: int = 8
+    rl_max_completion_tokens: int = 256
+    rl_beta: float = 0.02
+    rl_max_prompt_chars: int = 0
+    rl_eval_examples: int = 0
+    rl_use_vllm: bool = False
+    rl_work_dir: str = ""
+    # webdocs filter search (issue 13): proxy LM width/depth, token budget per run and seeds per filter,
+    # target-set bytes evaluated (0 = all), filters searched in pass 1 and the top-k compounded in pass 2.
+    proxy_hidden: int = 256
+    proxy_layers: int = 4
+    proxy_token_budget: int = 2_097_152
+    proxy_seeds: int = 3
+    proxy_target_bytes: int = 0
+    filter_search_max_filters: int = 12
+    filter_search_top_k: int = 4
+    # concepts (issue 12): WordNet concepts in the dictionary, the steered model ("" = the packaged
+    # SmolLM2-135M GGUF, else a Hugging Face id) and its hooked layer, web documents and steps of the
+    # dictionary SAE, harmful/benign prompts per kind in the steering eval.
+    concepts_n: int = 15000
+    concepts_model: str = ""
+    concepts_layer: int = 6
+    concepts_sae_docs: int = 0
+    concepts_sae_steps: int = 2000
+    concepts_eval_prompts: int = 100
+    concepts_model_cache: str = ""  # folder for the dequantized GGUF ("" = dequantize on every load)
+    # tooluse multi-turn (issue 18): BFCL multi-turn tasks the policy plays (0 = all kept tasks), model
+    # replies (steps) per user turn, and tokens per reply.
+    tool_multi_turn_tasks: int = 0
+    tool_multi_turn_max_steps: int = 4
+    tool_multi_turn_max_tokens: int = 256

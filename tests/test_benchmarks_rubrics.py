@@ -5,9 +5,6 @@ No timing here: the figures come from `python -m benchmarks.rubric_grading`.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-
 import polars as pl
 import pytest
 
@@ -21,19 +18,19 @@ from benchmarks.rubric_grading import (
     statuses_agree,
     summarize,
 )
-from ops.common.llm import ChatRequest, ChatResult
 from ops.rubrics.criteria import Criterion
 from ops.rubrics.grading import GradingItem, grade
+from tests.fakes import FakeLLM
 
 
-class FakeJudge:
+class FakeJudge(FakeLLM):
     """Says "met" to every rubric-engine request."""
 
-    model_id = "fake-judge"
-
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        answer = {"explanation": "ok", "criteria_met": True}
-        return [ChatResult(r.request_id, json.dumps(answer), answer, None, 100, 10, 0.5, False) for r in requests]
+    def __init__(self) -> None:
+        verdict = {"explanation": "ok", "criteria_met": True}
+        super().__init__(
+            lambda _: verdict, model_id="fake-judge", prompt_tokens=100, completion_tokens=10, latency_s=0.5
+        )
 
 
 def _items() -> list[GradingItem]:

@@ -58,6 +58,14 @@ def test_every_check_is_blocking(assay_home):
     }
 
 
+def test_every_asset_has_a_blocking_check(assay_home):
+    defs = build_definitions(build_resources("local"))
+    checked = {spec.asset_key for checks in defs.asset_checks for spec in checks.check_specs if spec.blocking}
+    graph = defs.resolve_asset_graph()
+    unchecked = sorted(key.to_user_string() for key in graph.materializable_asset_keys if key not in checked)
+    assert unchecked == [], f"assets without a blocking check: {', '.join(unchecked)}"
+
+
 def imported_modules(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     names = set()

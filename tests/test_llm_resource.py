@@ -21,6 +21,7 @@ from ops.common.llm import ChatRequest, ChatResult, LLMClient, UsageTotals
 from resources.llm import CachedLLMClient, LLMResource
 from resources.llm_backends import Completion, Outcome
 from resources.llm_cache import CachedCompletion, LLMCache, completion_key
+from tests.fakes import FakeLLM, reply
 
 LABELS = ["positive", "negative", "neutral"]
 LABEL_SCHEMA = {
@@ -52,6 +53,7 @@ class FakeBackend:
         bad_json: dict[str, int] | None = None,
     ) -> None:
         self.computed: list[str] = []
+        self.sent: list[ChatRequest] = []
         self.raise_on = raise_on or {}
         self.bad_json = dict(bad_json or {})
 
@@ -59,6 +61,7 @@ class FakeBackend:
         for position, request in enumerate(requests):
             prompt = request.messages[-1]["content"]
             self.computed.append(prompt)
+            self.sent.append(request)
             failure = self.raise_on.get(prompt)
             if isinstance(failure, FakeKilled):
                 raise failure
@@ -66,9 +69,9 @@ class FakeBackend:
                 yield position, failure
             elif self.bad_json.get(prompt, 0) > 0:
                 self.bad_json[prompt] -= 1
-                yield position, Completion('{"label": "neut', 10, 5, 0.5)
+                yield position, Completion('{"label": "neut', 10, 5, 0.5, finish_reason="length")
             else:
-                yield position, Completion('{"label": "neutral"}', 10, 6, 0.25)
+                yield position, Completion('{"label": "neutral"}', 10, 6, 0.25, finish_reason="stop")
 
 
 def _client(tmp_path: Path, backend: FakeBackend, **options: int) -> CachedLLMClient:
@@ -175,7 +178,8 @@ def test_one_failing_item_does_not_fail_the_batch(tmp_path: Path) -> None:
     assert [result.error is None for result in results] == [True, True, False, True]
     assert results[2].error == "TimeoutError: server took too long"
     assert results[2].text is None and results[2].parsed is None
-    assert backend.computed.count("doc 2") == 3  # first try and two retries
+    # a backend error arrives after the backend's own transport retries: not resent as an invalid answer
+    assert backend.computed.count("doc 2") == 1
 
     again = FakeBackend()
     _client(tmp_path, again).chat(requests)
@@ -186,12 +190,37 @@ def test_invalid_json_is_an_item_error_after_retries(tmp_path: Path) -> None:
     backend = FakeBackend(bad_json={"broken": 5, "flaky": 1})
     results = _client(tmp_path, backend, max_retries=1).chat([_request("broken"), _request("flaky")])
     broken, flaky = results
-    assert broken.error is not None and broken.error.startswith("invalid JSON: ")
+    assert broken.error is not None and broken.error.startswith("invalid JSON (cut at max_tokens): ")
     assert broken.text is not None and broken.parsed is None  # raw output kept for quarantine
+    assert broken.finish_reason == "length"
     assert backend.computed.count("broken") == 2
     assert (broken.prompt_tokens, broken.completion_tokens, broken.latency_s) == (20, 10, 1.0)
-    assert flaky.error is None and flaky.parsed == {"label": "neutral"}
+    assert flaky.error is None and flaky.parsed == {"label": "neutral"} and flaky.finish_reason == "stop"
     assert (flaky.prompt_tokens, flaky.completion_tokens, flaky.latency_s) == (20, 11, 0.75)
+
+
+def test_semantic_retry_asks_again_with_a_new_seed_and_temperature(tmp_path: Path) -> None:
+    backend = FakeBackend(bad_json={"flaky": 1})
+    (result,) = _client(tmp_path, backend, max_retries=2).chat([_request("flaky", seed=5)])
+    assert result.ok and result.parsed == {"label": "neutral"}
+    assert [(sent.seed, sent.temperature) for sent in backend.sent] == [(5, 0.0), (6, 0.7)]
+    assert backend.sent[1].messages == backend.sent[0].messages  # the same question, sampled differently
+
+    again = FakeBackend(bad_json={"flaky": 1})
+    (cached,) = _client(tmp_path, again).chat([_request("flaky", seed=5)])
+    assert again.computed == [] and cached.cached and cached.finish_reason == "stop"  # the valid retry was kept
+
+
+def test_shared_fakes_answer_as_the_resource_does(tmp_path: Path) -> None:
+    """tests/fakes.py stands in for this client in other tests: same text, parse and error for the same output."""
+    backend = FakeBackend(bad_json={"broken": 1})
+    requests = [_request("fine"), _request("broken"), _request("free", schema=None)]
+    real = _client(tmp_path, backend, max_retries=0).chat(requests)
+    outputs = ['{"label": "neutral"}', '{"label": "neut', '{"label": "neutral"}']
+    faked = [reply(request, output) for request, output in zip(requests, outputs, strict=True)]
+    assert [(r.text, r.parsed) for r in faked] == [(r.text, r.parsed) for r in real]
+    assert [(r.error or "")[:12] for r in faked] == [(r.error or "")[:12] for r in real]  # "invalid JSON"
+    assert isinstance(FakeLLM(lambda request: "x"), LLMClient)
 
 
 def test_plain_text_requests_are_not_parsed(tmp_path: Path) -> None:
@@ -220,13 +249,18 @@ def test_usage_totals_sum_results() -> None:
 
 
 class FakeOpenAIHandler(BaseHTTPRequestHandler):
-    """A loopback OpenAI-compatible chat endpoint: records each request, rejects the prompt "reject"."""
+    """A loopback OpenAI-compatible chat endpoint: records each request, rejects the prompt "reject",
+    and answers "overloaded" with a 503 the first time it is asked."""
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.seen.append((self.headers["Authorization"], body))  # type: ignore[attr-defined]
-        if body["messages"][-1]["content"] == "reject":
+        prompt = body["messages"][-1]["content"]
+        if prompt == "reject":
             self._send(400, {"error": {"message": "prompt rejected", "type": "invalid_request_error"}})
+            return
+        if prompt == "overloaded" and [b["messages"][-1]["content"] for _, b in self.server.seen].count(prompt) == 1:
+            self._send(503, {"error": {"message": "busy", "type": "server_error"}})
             return
         message = {"role": "assistant", "content": '{"label": "positive"}'}
         usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
@@ -281,6 +315,7 @@ def test_openai_backend_sends_schema_and_key_and_keeps_the_key_secret(
 
     assert [result.parsed for result in results[:5]] == [{"label": "positive"}] * 5
     assert results[0].prompt_tokens == 7 and results[0].completion_tokens == 5
+    assert results[0].finish_reason == "stop"
     assert results[5].error is not None and results[5].error.startswith("BadRequestError")
     seen = fake_openai_server.seen  # type: ignore[attr-defined]
     assert len(seen) == 6 and {auth for auth, _ in seen} == {f"Bearer {secret}"}
@@ -295,6 +330,31 @@ def test_openai_backend_sends_schema_and_key_and_keeps_the_key_secret(
     shown = [repr(resource), str(resource.model_dump()), repr(resource.get_client().backend), caplog.text]
     shown += [str(result) for result in results] + [str(UsageTotals.from_results(results).as_metadata())]
     assert not [text for text in shown if secret in text]
+
+
+def test_transport_failures_are_resent_by_the_client_with_backoff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_openai_server: ThreadingHTTPServer
+) -> None:
+    pytest.importorskip("openai")
+    monkeypatch.setenv("ASSAY_TEST_LLM_KEY", "k")
+    options = {
+        "backend": "openai",
+        "model": "served-model",
+        "base_url": f"http://127.0.0.1:{fake_openai_server.server_port}/v1",
+        "api_key_env": "ASSAY_TEST_LLM_KEY",
+        "cache_path": str(tmp_path / "llm.sqlite"),
+    }
+    (result,) = LLMResource(**options, transport_retries=1, max_retries=0).chat([_request("overloaded")])
+    assert result.ok and result.parsed == {"label": "positive"}
+    prompts = [body["messages"][-1]["content"] for _, body in fake_openai_server.seen]  # type: ignore[attr-defined]
+    assert prompts == ["overloaded", "overloaded"]  # the 503 was resent by the OpenAI client, once
+
+    fake_openai_server.seen.clear()  # type: ignore[attr-defined]
+    (failed,) = LLMResource(**{**options, "cache_path": str(tmp_path / "other.sqlite")}, transport_retries=0).chat(
+        [_request("overloaded")]
+    )
+    assert failed.error is not None and failed.error.startswith("InternalServerError")
+    assert len(fake_openai_server.seen) == 1  # type: ignore[attr-defined]
 
 
 def test_openai_backend_without_its_key_says_which_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ import dagster as dg
 from pipelines.partitions import web_doc_shards
 from pipelines.profiles import build_resources
 from pipelines.schedules import nightly_webdocs_refresh
-from pipelines.sensors import pending_shards, web_doc_shard_sensor
+from pipelines.sensors import web_doc_shard_sensor
 from tests.conftest import sample_records, write_jsonl
 
 
@@ -45,9 +45,21 @@ def test_nightly_schedule_requests_every_shard(instance):
     ]
 
 
-def test_corpus_refresh_waits_for_every_shard(instance):
-    instance.add_dynamic_partitions(web_doc_shards.name, ["a.jsonl", "b.jsonl"])
-    instance.report_runless_asset_event(dg.AssetMaterialization("web_docs", partition="a.jsonl"))
-    assert pending_shards(instance) == ["b.jsonl"]
-    instance.report_runless_asset_event(dg.AssetMaterialization("web_docs", partition="b.jsonl"))
-    assert pending_shards(instance) == []
+def test_sample_runs_each_stage_through_its_domain_jobs_in_dependency_order(assay_home):
+    from pipelines.definitions import build_definitions
+    from pipelines.sample import job_batches, stages
+
+    defs = build_definitions(build_resources("local"))
+    graph = defs.resolve_asset_graph()
+    jobs = [defs.resolve_job_def(job.name) for job in defs.jobs]
+    job_of_key = {}
+    for partitions_def, keys in stages(graph):
+        batches = job_batches(keys, [job for job in jobs if job.partitions_def == partitions_def], graph)
+        done: set = set()
+        for job, batch in batches:
+            assert not any(graph.get(key).parent_keys & (set(keys) - done - set(batch)) for key in batch)
+            done |= set(batch)
+            job_of_key.update({key.to_user_string(): job.name if job else None for key in batch})
+        assert sorted(done) == sorted(keys)  # every asset once
+    assert job_of_key["web_docs"] == "webdocs" and job_of_key["mlp_filter"] == "webdocs_corpus"
+    assert job_of_key["web_doc_labels"] == "webdocs_labels" and job_of_key["rubric_grades"] == "shopbench"

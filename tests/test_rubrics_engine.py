@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import polars as pl
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from ops.common.llm import ChatRequest, ChatResult, LLMClient
+from ops.common.llm import ChatRequest, ChatResult
 from ops.rubrics.criteria import (
     CRITERIA_SCHEMA,
     Criterion,
@@ -33,6 +32,7 @@ from ops.rubrics.scores import (
     score_breakdowns,
     weighted_pass_rate,
 )
+from tests.fakes import Answer, FakeLLM
 
 VALID_TRUE = '{"explanation": "It does.", "criteria_met": true}'
 VALID_FALSE = '{"explanation": "It does not.", "criteria_met": false}'
@@ -101,37 +101,25 @@ def test_criteria_frame_round_trip_and_duplicates() -> None:
 # ---------------------------------------------------------------- grading
 
 
-class FakeJudgeLLM:
+class FakeJudgeLLM(FakeLLM):
     """A judge that answers by script: the first script key found in the prompt's rubric item gives the
     outputs of its successive calls (the last one repeats); "ERROR:..." is a failed call. Output that is
     not JSON comes back as the LLM resource returns it: text kept, `error` "invalid JSON"."""
 
-    model_id = "fake-judge"
-
     def __init__(self, script: dict[str, list[str]], default: str = VALID_TRUE) -> None:
+        super().__init__(model_id="fake-judge", prompt_tokens=100, completion_tokens=20, latency_s=0.5)
         self.script = script
         self.default = default
-        self.calls: list[list[ChatRequest]] = []
         self.seen: dict[str, int] = {}
 
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        self.calls.append(list(requests))
-        return [self._answer(request) for request in requests]
-
-    def _answer(self, request: ChatRequest) -> ChatResult:
+    def answer(self, request: ChatRequest) -> Answer:
         rubric_item = request.messages[-1]["content"].split("<<<RUBRIC ITEM>>>")[1]
         key = next((key for key in self.script if key in rubric_item), None)
         outputs = self.script.get(key, [self.default]) if key else [self.default]
         count = self.seen.get(request.request_id, 0)
         self.seen[request.request_id] = count + 1
         text = outputs[min(count, len(outputs) - 1)]
-        if text.startswith("ERROR:"):
-            return ChatResult(request.request_id, None, None, text.removeprefix("ERROR:"), 0, 0, 0.0, cached=False)
-        try:
-            parsed, error = json.loads(text), None
-        except json.JSONDecodeError:
-            parsed, error = None, f"invalid JSON in {text[:40]!r}"
-        return ChatResult(request.request_id, text, parsed, error, 100, 20, 0.5, cached=False)
+        return RuntimeError(text.removeprefix("ERROR:")) if text.startswith("ERROR:") else text
 
 
 def _item(criterion: Criterion, response: str = "Try the wooden train set.", model: str = "m") -> GradingItem:
@@ -147,10 +135,6 @@ def _item(criterion: Criterion, response: str = "Try the wooden train set.", mod
         conversation=conversation,
         criterion=criterion,
     )
-
-
-def test_fake_judge_is_an_llm_client() -> None:
-    assert isinstance(FakeJudgeLLM({}), LLMClient)
 
 
 def test_grade_valid_outputs() -> None:

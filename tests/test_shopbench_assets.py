@@ -4,24 +4,24 @@ A scripted fake LLM plays assistant, drafter and judge; everything else is real.
 
 import hashlib
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
-from ops.common.llm import ChatRequest, ChatResult
+from ops.common.llm import ChatRequest
 from pipelines.definitions import build_definitions
 from pipelines.partitions import models_under_test
 from pipelines.profiles import REPO_ROOT, build_resources
 from resources.inputs import InputFoldersResource
 from resources.scale import ScaleResource
+from tests.fakes import Answer, FakeLLMResource, SchemaViolation, schema_properties
 
 pytestmark = pytest.mark.slow
 
 
-class FakeBenchLLM(dg.ConfigurableResource):
+class FakeBenchLLM(FakeLLMResource):
     """Drafts a fixed valid mission, answers as `model_id`, and judges by a hash of the request: a
     quarter of the verdicts are "maybe", which the engine must retry and then record as ungraded
     (the retries change the seed, not the prompt, so they stay "maybe")."""
@@ -34,25 +34,17 @@ class FakeBenchLLM(dg.ConfigurableResource):
     def close(self) -> None:
         """Nothing to release."""
 
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        return [self._answer(request) for request in requests]
-
-    def _answer(self, request: ChatRequest) -> ChatResult:
-        schema = request.json_schema or {}
-        prompt = request.messages[-1]["content"]
-        if "criteria_met" in schema.get("properties", {}):
-            digest = int(hashlib.sha256(prompt.encode()).hexdigest(), 16)
+    def answer(self, request: ChatRequest) -> Answer:
+        properties = schema_properties(request)
+        if "criteria_met" in properties:
+            digest = int(hashlib.sha256(request.messages[-1]["content"].encode()).hexdigest(), 16)
             if digest % 4 == 0:
-                text = json.dumps({"explanation": "unsure", "criteria_met": "maybe"})
-                return ChatResult(request.request_id, text, None, "invalid JSON for the schema", 5, 5, 0.0, False)
-            answer = {"explanation": "checked", "criteria_met": digest % 3 != 0}
-            return ChatResult(request.request_id, json.dumps(answer), answer, None, 5, 5, 0.0, False)
-        if "turns" in schema.get("properties", {}):
+                return SchemaViolation(json.dumps({"explanation": "unsure", "criteria_met": "maybe"}))
+            return {"explanation": "checked", "criteria_met": digest % 3 != 0}
+        if "turns" in properties:
             criterion = {"text": "Names at least one product from the catalog list", "weight": 3, "required": True}
-            answer = {"title": "drafted", "turns": [{"user": "What should I buy?", "criteria": [criterion]}]}
-            return ChatResult(request.request_id, json.dumps(answer), answer, None, 5, 5, 0.0, False)
-        text = f"{self.model_id} suggests the first product."
-        return ChatResult(request.request_id, text, None, None, 5, 5, 0.0, False)
+            return {"title": "drafted", "turns": [{"user": "What should I buy?", "criteria": [criterion]}]}
+        return f"{self.model_id} suggests the first product."
 
 
 def test_shopbench_chain_end_to_end(instance, assay_home, tmp_path: Path):
@@ -72,6 +64,7 @@ def test_shopbench_chain_end_to_end(instance, assay_home, tmp_path: Path):
 
     first = missions_job.execute_in_process(instance=instance)
     assert first.success and all(check.passed for check in first.get_asset_check_evaluations())
+    assert "mission_drafts_valid" in {check.check_name for check in first.get_asset_check_evaluations()}
     drafts = first.output_for_node("mission_drafts", "mission_drafts")
     assert drafts.height == 2 and set(drafts["status"]) == {"draft"}
     bundled = first.output_for_node("shopping_missions", "shopping_missions")
@@ -87,6 +80,7 @@ def test_shopbench_chain_end_to_end(instance, assay_home, tmp_path: Path):
     for model in ("default", "model-b"):
         run = bench.execute_in_process(instance=instance, partition_key=model)
         assert run.success and all(check.passed for check in run.get_asset_check_evaluations())
+        assert "assistant_responses_valid" in {check.check_name for check in run.get_asset_check_evaluations()}
         responses = run.output_for_node("assistant_responses")
         assert responses["mission_id"].n_unique() == 4 and responses["turn_index"].max() >= 2
         assert responses["response"].str.starts_with("default-fake" if model == "default" else "model-b").all()
@@ -108,7 +102,11 @@ def test_shopbench_chain_end_to_end(instance, assay_home, tmp_path: Path):
         instance=instance, run_config=report_config
     )
     assert scores_run.success
+    assert [(c.check_name, c.passed) for c in scores_run.get_asset_check_evaluations()] == [
+        ("shopbench_scores_valid", True)
+    ]
     report = instance.get_latest_materialization_event(dg.AssetKey("shopbench_scores")).asset_materialization
+    assert 0.0 <= report.metadata["pass_rate_default"].value <= 1.0  # numeric, so the UI can plot it
     agreement = report.metadata["judge_agreement"].value
     assert agreement["n"] == 6
     assert abs(agreement["agreement"] - 5 / 6) < 1e-9

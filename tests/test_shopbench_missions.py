@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -24,6 +23,7 @@ from ops.shopbench.drafting import (
 from ops.shopbench.missions import MISSIONS_SCHEMA, QUARANTINE_SCHEMA, load_missions, parse_missions
 from ops.shopbench.responses import answer_missions, turn_requests
 from ops.shopbench.taxonomy import CATEGORIES, SUBCATEGORIES, category_of, subcategories_of
+from tests.fakes import Answer, FakeLLM
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 MISSIONS_FILE = SAMPLES / "shopbench" / "missions.jsonl"
@@ -329,36 +329,22 @@ def test_catalog_facts_show_the_prices_the_criteria_check() -> None:
 # --- answering turn by turn -------------------------------------------------------------------
 
 
-class FakeAssistantLLM:
+class FakeAssistantLLM(FakeLLM):
     """Answers "<mission>/answer-<k>" where k counts the user messages; can fail chosen (mission, turn)s."""
 
-    model_id = "fake-assistant"
-
     def __init__(self, fail: frozenset[tuple[str, int]] = frozenset()) -> None:
+        super().__init__(model_id="fake-assistant", prompt_tokens=10, completion_tokens=5, latency_s=0.5)
         self.fail = fail
-        self.calls: list[list[ChatRequest]] = []
 
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        self.calls.append(list(requests))
-        results = []
-        for request in requests:
-            _, mission_id, turn = request.request_id.rsplit(":", 2)
-            turn_index = sum(message["role"] == "user" for message in request.messages) - 1
-            assert turn_index == int(turn)
-            failed = (mission_id, turn_index) in self.fail
-            results.append(
-                ChatResult(
-                    request_id=request.request_id,
-                    text=None if failed else f"{mission_id}/answer-{turn_index}",
-                    parsed=None,
-                    error="backend down" if failed else None,
-                    prompt_tokens=10,
-                    completion_tokens=5,
-                    latency_s=0.5,
-                    cached=False,
-                )
-            )
-        return results
+    def answer(self, request: ChatRequest) -> Answer:
+        _, mission_id, turn = request.request_id.rsplit(":", 2)
+        turn_index = sum(message["role"] == "user" for message in request.messages) - 1
+        assert turn_index == int(turn)
+        return (
+            RuntimeError("backend down")
+            if (mission_id, turn_index) in self.fail
+            else f"{mission_id}/answer-{turn_index}"
+        )
 
 
 def _two_missions() -> pl.DataFrame:

@@ -7,23 +7,23 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import pytest
 
-from ops.common.llm import ChatRequest, ChatResult
+from ops.common.llm import ChatRequest
 from ops.shopping.agent import ACTION_SCHEMA
 from pipelines.definitions import build_definitions
 from pipelines.profiles import build_resources
 from resources.inputs import InputFoldersResource
 from resources.scale import ScaleResource
+from tests.fakes import Answer, FakeLLMResource
 
 pytestmark = pytest.mark.slow
 COHORT = "cohort-000"
 COUNT_SQL = "SELECT count(*) FROM events WHERE event_type = 'purchase'"
 
 
-class FakeShopLLM(dg.ConfigurableResource):
+class FakeShopLLM(FakeLLMResource):
     """A scripted model: the agent first runs one SQL query, then answers with its first cell; the
     long-context baseline always answers "none". Tokens are whitespace-separated words."""
 
@@ -36,20 +36,14 @@ class FakeShopLLM(dg.ConfigurableResource):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(text.split()) for text in texts]
 
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        return [self._answer(request) for request in requests]
-
-    def _answer(self, request: ChatRequest) -> ChatResult:
-        if request.json_schema == ACTION_SCHEMA:
-            last = request.messages[-1]["content"]
-            if "<result>" in last:
-                cell = last.split("<result>", 1)[1].split("</result>", 1)[0].strip().splitlines()[-1]
-                answer = {"action": "answer", "content": cell}
-            else:
-                answer = {"action": "sql", "content": COUNT_SQL}
-        else:
-            answer = {"answer": "none"}
-        return ChatResult(request.request_id, json.dumps(answer), answer, None, 10, 5, 0.0, cached=False)
+    def answer(self, request: ChatRequest) -> Answer:
+        if request.json_schema != ACTION_SCHEMA:
+            return {"answer": "none"}
+        last = request.messages[-1]["content"]
+        if "<result>" not in last:
+            return {"action": "sql", "content": COUNT_SQL}
+        cell = last.split("<result>", 1)[1].split("</result>", 1)[0].strip().splitlines()[-1]
+        return {"action": "answer", "content": cell}
 
 
 def write_catalog(path: Path) -> Path:
@@ -125,6 +119,7 @@ def test_shopping_chain_end_to_end(instance, assay_home, tmp_path):
     assert cohort_run.success
     checks = cohort_run.get_asset_check_evaluations()
     assert checks and all(check.passed for check in checks)
+    assert "shoptrajqa_rl_dataset_valid" in {check.check_name for check in checks}
 
     events = cohort_run.output_for_node("shopping_trajectories")
     assert events["customer_id"].n_unique() == 3 and "purchase" in set(events["event_type"])
@@ -152,6 +147,9 @@ def test_shopping_chain_end_to_end(instance, assay_home, tmp_path):
 
     log_run = defs.resolve_job_def("shopping_summary").execute_in_process(instance=instance)
     assert log_run.success
+    assert [(c.check_name, c.passed) for c in log_run.get_asset_check_evaluations()] == [
+        ("shopping_event_log_valid", True)
+    ]
     with resources["duckdb"].connect(read_only=True) as connection:
         assert connection.execute("SELECT count(*) FROM shopping_events").fetchone()[0] == events.height
 

@@ -85,7 +85,7 @@ def test_magento_catalog_categories_and_quarantine(bundled: dict[str, CatalogRes
     _balanced(luma)
     assert (luma.rows_in, luma.products.height) == (199, 196)
     assert _reasons(luma) == {
-        197: "absurd price: 0 (must be > 0 and <= 10000)",
+        197: "absurd price: 0 (must be > 0 and <= 12500)",  # the USD default of ops.shopping.currencies
         198: "missing price",
         199: "missing price",
     }
@@ -283,7 +283,7 @@ def test_parse_price(raw: object, expected: float | None) -> None:
     assert parse_price(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["abc", "3,42", "12 apples", True, "1.2.3"])
+@pytest.mark.parametrize("raw", ["abc", "3,4567", "12 apples", True, "1.2.3"])
 def test_parse_price_rejects_non_prices(raw: object) -> None:
     with pytest.raises(ValueError):
         parse_price(raw)

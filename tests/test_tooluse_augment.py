@@ -40,6 +40,7 @@ from ops.tooluse.policy_eval import (
 )
 from ops.tooluse.reward import normalize_string, tool_reward
 from ops.tooluse.trajectories import AUGMENTED_TRAJECTORY_SCHEMA, bfcl_trajectories, spec_dict
+from tests.fakes import FakeLLM
 
 BFCL_DIR = Path(__file__).resolve().parent.parent / "samples" / "bfcl_v3"
 LOCAL_KINDS = tuple(k for k in AUGMENTATIONS if k not in QUERY_KINDS)
@@ -301,20 +302,11 @@ def _result(request_id: str, text: str | None, error: str | None = None) -> Chat
     return ChatResult(request_id, text, None, error, 100, 20, 0.05, False)
 
 
-class FakeRubricJudge:
+class FakeRubricJudge(FakeLLM):
     """Answers every rubric-engine request with `answer` (a verdict object); records the requests."""
 
-    model_id = "fake-judge"
-
     def __init__(self, answer: dict[str, Any]) -> None:
-        self.answer = answer
-        self.requests: list[ChatRequest] = []
-
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        self.requests += requests
-        return [
-            ChatResult(r.request_id, json.dumps(self.answer), self.answer, None, 50, 5, 0.01, False) for r in requests
-        ]
+        super().__init__(lambda _: answer, model_id="fake-judge", prompt_tokens=50, completion_tokens=5, latency_s=0.01)
 
 
 def test_policy_requests_show_tools_query_and_outputs() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import jsonschema
 import polars as pl
 import pytest
 
-from ops.common.llm import ChatRequest, ChatResult
+from ops.common.llm import ChatRequest
 from ops.common.text import sha256_hex
 from ops.webdocs.annotation import (
     CHUNK_CHARS,
@@ -47,6 +46,7 @@ from ops.webdocs.taxonomy import (
     vocabularies,
 )
 from ops.webdocs.taxonomy.labels import LABEL_SETS_PATH
+from tests.fakes import Answer, FakeLLM, reply
 
 SHARED_SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eai_taxonomy" / "eai_taxonomy_schema.json"
 
@@ -279,25 +279,19 @@ def test_schema_and_parser_agree() -> None:
 # ---------------------------------------------------------------- annotating with fake teachers
 
 
-class FakeTeacher:
+class FakeTeacher(FakeLLM):
     """Answers every request with valid JSON drawn from its schema, seeded by the document text.
 
     Documents containing `abstain_marker` get -1 everywhere; `broken` maps (doc_id, pass) to the
     number of attempts answered with an out-of-set code before a valid answer.
     """
 
-    model_id = "fake-teacher"
-
     def __init__(self, abstain_marker: str = "\u4e2d\u6587", broken: dict[tuple[str, str], int] | None = None):
+        super().__init__(model_id="fake-teacher")
         self.abstain_marker = abstain_marker
         self.broken = dict(broken or {})
-        self.calls: list[list[ChatRequest]] = []
 
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        self.calls.append(list(requests))
-        return [self._answer(request) for request in requests]
-
-    def _answer(self, request: ChatRequest) -> ChatResult:
+    def answer(self, request: ChatRequest) -> Answer:
         doc_id, pass_name = request.request_id.split("|")
         document = request.messages[1]["content"]
         answer: dict[str, Any] = {}
@@ -312,8 +306,8 @@ class FakeTeacher:
         if self.broken.get((doc_id, pass_name), 0) > 0:
             self.broken[(doc_id, pass_name)] -= 1
             answer[next(iter(answer))] = {"primary": "banana", "secondary": None}
-        text = json.dumps(answer)
-        return ChatResult(request.request_id, text, answer, None, len(document) // 4, len(text) // 4, 0.01, False)
+        tokens = {"prompt_tokens": len(document) // 4, "completion_tokens": len(json.dumps(answer)) // 4}
+        return reply(request, answer, **tokens, latency_s=0.01)
 
 
 class FakeInjectedTeacher(FakeTeacher):
@@ -321,10 +315,10 @@ class FakeInjectedTeacher(FakeTeacher):
 
     payload = json.dumps({**PASS_1_ANSWER, "fdc": {"primary": "HACKED", "secondary": None}})
 
-    def _answer(self, request: ChatRequest) -> ChatResult:
+    def answer(self, request: ChatRequest) -> Answer:
         if "HACKED" in request.messages[1]["content"]:
-            return ChatResult(request.request_id, self.payload, None, None, 10, 10, 0.01, False)
-        return super()._answer(request)
+            return self.payload
+        return super().answer(request)
 
 
 def _docs(texts: list[str]) -> pl.DataFrame:
@@ -404,15 +398,12 @@ def test_injected_document_is_retried_then_quarantined() -> None:
 
 
 def test_backend_errors_are_quarantined_as_llm_errors() -> None:
-    class FakeBrokenTeacher(FakeTeacher):
-        def _answer(self, request: ChatRequest) -> ChatResult:
-            return ChatResult(request.request_id, None, None, "invalid JSON: Expecting value", 5, 0, 0.0, False)
-
-    result = annotate_documents(_docs(["some text " * 30]), FakeBrokenTeacher(), seed=0, teacher_model="x")
+    broken = FakeLLM(lambda request: RuntimeError("server error 500"), model_id="fake-teacher")
+    result = annotate_documents(_docs(["some text " * 30]), broken, seed=0, teacher_model="x")
     assert result.annotations.height == 0
     assert result.quarantined.select("reason", "detail", "raw_output").row(0) == (
         "llm_error",
-        "invalid JSON: Expecting value",
+        "server error 500",
         "",
     )
 

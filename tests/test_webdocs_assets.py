@@ -122,18 +122,19 @@ def test_changed_input_makes_new_versions_and_keeps_old_ones(instance, small_sha
     ("content", "message"),
     [
         (b"", r"empty\.jsonl: the file is empty"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00binary", r"empty\.jsonl:1: no readable record"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00binary", r"invalid UTF-8"),
     ],
 )
-def test_broken_file_fails_with_file_and_line(instance, assay_home, content, message):
+def test_broken_file_is_recorded_as_an_unreadable_shard(instance, assay_home, content, message):
     (Path(os.environ["ASSAY_WEB_DOCS_INPUT"]) / "empty.jsonl").write_bytes(content)
     result = run_shard(instance, "empty.jsonl")
-    assert not result.success
-    failure = next(event for event in result.all_events if event.is_step_failure)
-    assert failure.step_key == "raw_web_docs"
-    error = failure.event_specific_data.error
-    assert error.cause.cls_name == "ShardReadError"
-    assert re.search(message, error.cause.message)
+    assert result.success and all(check.passed for check in result.get_asset_check_evaluations())
+    assert metadata_value(instance, "web_docs", "dagster/row_count", "empty.jsonl") == 0
+    assert metadata_value(instance, "raw_web_docs", "unreadable_shard", "empty.jsonl") is True
+    folder = Path(metadata_value(instance, "web_docs_quarantine", "artifact_path", "empty.jsonl"))
+    quarantine = pl.read_parquet(folder / "data.parquet")
+    assert set(quarantine["reason"]) == {"unreadable_shard"}
+    assert re.search(message, quarantine["detail"][0])
 
 
 def test_killed_run_resumes_without_duplicates(instance, assay_home):

@@ -43,7 +43,7 @@ def test_every_bad_record_is_quarantined_with_its_reason(tmp_path):
     ]
     path.write_bytes(b"\n".join(lines) + b"\n")
     raw = read_shard(path, "mixed.jsonl")
-    result = clean_documents(raw, CleaningRules())
+    result = clean_documents(raw, CleaningRules(quality=None))  # the quality rules have their own tests
     assert raw.height == 14  # the blank line is not a record
     assert result.kept.height + result.quarantined.height == raw.height
     reasons = dict(zip(result.quarantined["line"], result.quarantined["reason"], strict=True))
@@ -84,10 +84,12 @@ def test_empty_file_is_a_clear_error(tmp_path):
         read_shard(tmp_path / "empty.jsonl", "empty.jsonl")
 
 
-def test_file_that_is_not_json_names_file_and_line(tmp_path):
+def test_file_that_is_not_json_is_quarantined_whole_line_by_line(tmp_path):
     (tmp_path / "table.jsonl").write_text("id,text\n1,hello\n")
-    with pytest.raises(ShardReadError, match=r"table\.jsonl:1: no readable record.*not JSON"):
-        read_shard(tmp_path / "table.jsonl", "table.jsonl")
+    raw = read_shard(tmp_path / "table.jsonl", "table.jsonl")
+    assert raw["line"].to_list() == [1, 2] and raw["read_error"].str.starts_with("not JSON").all()
+    result = clean_documents(raw, CleaningRules())
+    assert result.kept.height == 0 and result.quarantined["reason"].to_list() == ["unreadable_shard"] * 2
 
 
 def test_parquet_shards_are_read_like_jsonl(tmp_path):
@@ -112,7 +114,7 @@ def test_source_ids_and_urls_are_kept():
 def test_language_rules_are_configurable(tmp_path):
     german = {"text": "Der schnelle braune Fuchs springt über den faulen Hund. " * 10}
     _, strict = clean([german], tmp_path)
-    _, any_language = clean([german], tmp_path, CleaningRules(languages=()))
+    _, any_language = clean([german], tmp_path, CleaningRules(languages=(), quality=None))
     assert strict.kept.height == 0 and any_language.kept["language"].to_list() == ["de"]
     assert identify_language("This is plainly an English sentence about the weather.")[0] == "en"
 

@@ -2,16 +2,14 @@
 randomly initialised students so that it trains in seconds (real store, LanceDB, embedder, checks)."""
 
 import hashlib
-import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
-from ops.common.llm import ChatRequest, ChatResult
+from ops.common.llm import ChatRequest
 from ops.webdocs.taxonomy import DIMENSIONS
 from pipelines.definitions import build_definitions
 from pipelines.partitions import web_doc_shards
@@ -19,6 +17,7 @@ from pipelines.profiles import build_resources
 from resources.io_manager import latest_materialization
 from resources.scale import ScaleResource
 from tests.conftest import sample_records, write_jsonl
+from tests.fakes import Answer, FakeLLMResource
 from training.webdocs.encoder_student import write_tiny_random_encoder
 from training.webdocs.generative_student import byte_tokenizer, tiny_base
 
@@ -26,15 +25,12 @@ pytestmark = pytest.mark.slow
 SHARD = "tax.jsonl"
 
 
-class FakeTeacherLLM(dg.ConfigurableResource):
+class FakeTeacherLLM(FakeLLMResource):
     """Answers every pass with valid codes picked by a hash of the request, so labels vary by document."""
 
     model_id: str = "fake-teacher"
 
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        return [self._answer(request) for request in requests]
-
-    def _answer(self, request: ChatRequest) -> ChatResult:
+    def answer(self, request: ChatRequest) -> Answer:
         digest = int(hashlib.sha256(request.messages[-1]["content"].encode()).hexdigest(), 16)
         answer = {}
         for field, spec in request.json_schema["properties"].items():
@@ -45,17 +41,7 @@ class FakeTeacherLLM(dg.ConfigurableResource):
             others = [c for c in secondaries if c != primary]
             answer[field] = {"primary": primary, "secondary": others[digest % len(others)] if others else None}
             digest //= 7
-        text = json.dumps(answer)
-        return ChatResult(
-            request_id=request.request_id,
-            text=text,
-            parsed=answer,
-            error=None,
-            prompt_tokens=10,
-            completion_tokens=20,
-            latency_s=0.0,
-            cached=False,
-        )
+        return answer
 
 
 @pytest.fixture
@@ -89,6 +75,16 @@ def test_chain_annotates_measures_distills_and_labels(instance, assay_home, tiny
     }
     corpus_run = defs.resolve_job_def("webdocs_corpus").execute_in_process(instance=instance, run_config=corpus_config)
     assert corpus_run.success
+    passed = {check.check_name for check in corpus_run.get_asset_check_evaluations() if check.passed}
+    assert passed >= {
+        "mlp_filter_sound",
+        "encoder_classifier_sound",
+        "distilled_classifier_sound",
+        "student_agreement_valid",
+        "taxonomy_nmi_valid",
+    }
+    figures = latest_materialization(instance, dg.AssetKey("student_agreement"), None).metadata
+    assert all(isinstance(figures[f"accuracy_{s}"].value, float) for s in ("mlp_filter", "encoder_classifier"))
     nmi = corpus_run.output_for_node("taxonomy_nmi")
     assert nmi.height == len(DIMENSIONS) and nmi.columns == ["dimension", *DIMENSIONS]
     agreement = corpus_run.output_for_node("student_agreement")
@@ -101,6 +97,9 @@ def test_chain_annotates_measures_distills_and_labels(instance, assay_home, tiny
 
     labels_run = defs.resolve_job_def("webdocs_labels").execute_in_process(instance=instance, partition_key=SHARD)
     assert labels_run.success
+    assert [(c.check_name, c.passed) for c in labels_run.get_asset_check_evaluations()] == [
+        ("web_doc_labels_valid", True)
+    ]
     labels = labels_run.output_for_node("web_doc_labels")
     docs = shard_run.output_for_node("clean_web_docs", "web_docs")
     assert labels.height == docs.height and set(labels["doc_id"]) == set(docs["doc_id"])

@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets.outputs import frame_output, markdown_table, png_metadata
+from assets.outputs import frame_output, headline_metadata, markdown_table, png_metadata
 from assets.shopbench.missions import GROUP, bundled_catalog
 from ops.common.plots import grouped_bar_png, line_png
 from ops.rubrics.grading import grade, grading_cost
@@ -127,6 +127,7 @@ def shopbench_scores(
     duckdb.replace_table("shopbench_breakdowns", breakdowns.lazy())
     duckdb.replace_table("shopbench_model_scores", summary.lazy())
     metadata = {
+        **headline_metadata(_headlines(summary)),
         "models": markdown_table(summary),
         "models_not_graded": ", ".join(missing) or "none",
         "by_category": markdown_table(breakdowns.filter(pl.col("dimension") == "category")),
@@ -148,7 +149,8 @@ def _turn_chart(turns: pl.DataFrame) -> dg.MetadataValue:
         rates = dict(zip(group["turn_index"].to_list(), group["weighted_pass_rate"].to_list(), strict=True))
         series[model] = [_number(rates.get(index)) for index in indices]
     title = "Weighted pass rate by turn (multi-turn missions)"
-    return png_metadata(line_png([f"turn {index}" for index in indices], series, title, "pass rate"), title)
+    chart = line_png([f"turn {index}" for index in indices], series, title, "pass rate", ylim=(0, 1))
+    return png_metadata(chart, title)
 
 
 def _comparison_chart(summary: pl.DataFrame) -> dg.MetadataValue:
@@ -161,7 +163,16 @@ def _comparison_chart(summary: pl.DataFrame) -> dg.MetadataValue:
         name.replace("pass_rate_required_", ""): [_number(v) for v in summary[name].to_list()] for name in columns
     }
     title = "Models under test: weighted pass rate"
-    return png_metadata(grouped_bar_png(summary["model"].to_list(), series, title, "pass rate"), title)
+    return png_metadata(grouped_bar_png(summary["model"].to_list(), series, title, "pass rate", ylim=(0, 1)), title)
+
+
+def _headlines(summary: pl.DataFrame) -> dict[str, float | None]:
+    """Per model under test: the weighted pass rate and the HealthBench-style score."""
+    figures = {}
+    for row in summary.iter_rows(named=True):
+        figures[f"pass_rate_{row['model']}"] = row["pass_rate"]
+        figures[f"healthbench_score_{row['model']}"] = row.get("healthbench_score")
+    return figures
 
 
 def _number(value: float | None) -> float:

@@ -7,7 +7,7 @@ import polars as pl
 
 from assets.outputs import PREVIEW_ROWS, frame_output, markdown_table
 from assets.vector_index import text_index
-from ops.shopping.catalog import CatalogSource, ColumnMapping, bundled_sources, load_catalogs
+from ops.shopping.catalog import CatalogSource, ColumnMapping, bundled_sources, consumable_rule, load_catalogs
 from ops.shopping.search import rankings_frame
 from ops.shopping.simulator import search_queries
 from resources.embedder import EmbedderResource
@@ -19,20 +19,31 @@ SEARCH_RESULTS_PER_QUERY = 10
 
 
 class CatalogSourceConfig(dg.Config):
-    """One catalog file and how its columns map onto the product fields (a new catalog is only this)."""
+    """One catalog file and how its columns map onto the product fields (a new catalog is only this).
+
+    `category` names one path column; `category_columns` several level columns (top first) instead.
+    `consumables` is a preset ("toys", "groceries", "none"); `consumable_keywords` and
+    `consumable_categories` replace the preset's lists when given.
+    """
 
     name: str
     path: str
     format: str | None = None
+    delimiter: str = ","
+    encoding: str = "utf-8"
     id: str
     title: str
     brand: str | None = None
     category: str | None = None
+    category_columns: list[str] = []
     category_separator: str = " > "
     price: str
     currency: str = "USD"
     rating: str | None = None
     review_count: str | None = None
+    consumables: str = "toys"
+    consumable_keywords: list[str] | None = None
+    consumable_categories: list[str] | None = None
 
     def source(self) -> CatalogSource:
         """The plain source object that `ops.shopping.catalog` loads."""
@@ -41,34 +52,46 @@ class CatalogSourceConfig(dg.Config):
             title=self.title,
             brand=self.brand,
             category=self.category,
+            category_columns=tuple(self.category_columns),
             category_separator=self.category_separator,
             price=self.price,
             currency=self.currency,
             rating=self.rating,
             review_count=self.review_count,
         )
-        return CatalogSource(name=self.name, path=Path(self.path), format=self.format, mapping=mapping)
+        return CatalogSource(
+            name=self.name,
+            path=Path(self.path),
+            format=self.format,
+            mapping=mapping,
+            delimiter=self.delimiter,
+            encoding=self.encoding,
+            consumables=consumable_rule(self.consumables, self.consumable_keywords, self.consumable_categories),
+        )
 
 
 class ProductCatalogConfig(dg.Config):
-    """Catalog files to load; empty means the two bundled catalogs (Amazon UK toys slice, Magento Luma)."""
+    """Catalog files to load; empty means the two bundled catalogs (Amazon UK toys slice, Magento Luma).
+
+    `max_price` null: each source's highest price is its currency's (`ops.shopping.currencies`).
+    """
 
     sources: list[CatalogSourceConfig] = []
-    max_price: float = 10_000.0
+    max_price: float | None = None
 
 
 @dg.multi_asset(
     outs={
         "product_catalog": dg.AssetOut(
             group_name=GROUP,
-            code_version="1",
+            code_version="2",
             kinds={"polars", "parquet"},
             description="Normalized products of every configured catalog: source-prefixed ids, titles, brands, "
             "category paths, prices with their currency, ratings, and a consumable flag.",
         ),
         "product_catalog_quarantine": dg.AssetOut(
             group_name=GROUP,
-            code_version="1",
+            code_version="2",
             kinds={"polars", "parquet"},
             description="Every catalog record that was not kept, with its source, record number and reason.",
         ),

@@ -1,6 +1,8 @@
 """Blocking checks on every shopping artifact: Great Expectations suites plus the invariants that matter
 (no catalog row lost, simulator rules, gold answers reproducible in the sandbox, budgets respected)."""
 
+from dataclasses import replace
+
 import dagster as dg
 import polars as pl
 
@@ -86,10 +88,17 @@ def product_search_results_valid(
     asset="customer_personas",
     blocking=True,
     partitions_def=customer_cohorts,
-    description="Personas inside the persona bounds, one per customer id.",
+    description="Personas inside the persona bounds (budgets in the shop's currency), one per customer id.",
 )
-def customer_personas_valid(customer_personas: pl.DataFrame, quality: QualityResource) -> dg.AssetCheckResult:
-    suite = personas_suite(PersonaBounds())
+def customer_personas_valid(
+    context: dg.AssetCheckExecutionContext, customer_personas: pl.DataFrame, quality: QualityResource
+) -> dg.AssetCheckResult:
+    event = latest_materialization(context.instance, dg.AssetKey("customer_personas"), context.partition_key)
+    recorded = event.metadata.get("max_monthly_budget") if event is not None else None
+    bounds = PersonaBounds()
+    if recorded is not None:
+        bounds = replace(bounds, monthly_budget=(bounds.monthly_budget[0], float(recorded.value)))
+    suite = personas_suite(bounds)
     return quality.validate(customer_personas, "customer_personas", suite).to_check_result()
 
 

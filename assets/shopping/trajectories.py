@@ -9,7 +9,14 @@ from assets.outputs import frame_output, markdown_table, png_metadata
 from assets.shopping.catalog import GROUP
 from ops.common.plots import line_png
 from ops.shopping.event_log import EVENT_TYPES, monthly_activity
-from ops.shopping.personas import PersonaConfig, categories_and_brands, generate_personas
+from ops.shopping.personas import (
+    PersonaBounds,
+    PersonaConfig,
+    budget_defaults,
+    categories_and_brands,
+    generate_personas,
+    shop_currency,
+)
 from ops.shopping.search import rankings_by_query
 from ops.shopping.simulator import SimulationConfig, build_catalog_index, simulate_cohort
 from pipelines.partitions import cohort_index, customer_cohorts
@@ -24,13 +31,15 @@ EVENTS_VIEW = "shopping_events"
 class CustomerPersonasConfig(dg.Config):
     """Persona ranges of a cohort; values outside `PersonaBounds` fail the run with the field named.
 
-    `customers` and `span_months` of 0 take the profile's sizes (`ScaleResource`).
+    `customers` and `span_months` of 0 take the profile's sizes (`ScaleResource`). `monthly_budget`
+    empty and `max_monthly_budget` null take the shop currency's defaults (`ops.shopping.currencies`).
     """
 
     customers: int = 0
     span_months: int = 0
     start: str = "2023-01-01"
-    monthly_budget: list[float] = [20.0, 300.0]
+    monthly_budget: list[float] = []
+    max_monthly_budget: float | None = None
     sessions_per_month: list[float] = [1.0, 8.0]
     price_sensitivity: list[float] = [0.0, 1.0]
     brand_loyalty: list[float] = [0.0, 1.0]
@@ -38,13 +47,14 @@ class CustomerPersonasConfig(dg.Config):
     affinity_categories: int = 4
     seed: int = 0
 
-    def persona_config(self, scale: ScaleResource) -> PersonaConfig:
-        """The plain config the persona generator validates and uses."""
-        return PersonaConfig(
+    def persona_config(self, scale: ScaleResource, currency: str) -> tuple[PersonaConfig, PersonaBounds]:
+        """The plain config the persona generator validates and uses, and its bounds in the shop's currency."""
+        budget, bounds = budget_defaults(currency, tuple(self.monthly_budget) or None, self.max_monthly_budget)
+        config = PersonaConfig(
             cohort_size=self.customers or scale.shopping_customers_per_cohort,
             span_months=self.span_months or scale.shopping_span_months,
             start=datetime.fromisoformat(self.start),
-            monthly_budget=tuple(self.monthly_budget),
+            monthly_budget=budget,
             sessions_per_month=tuple(self.sessions_per_month),
             price_sensitivity=tuple(self.price_sensitivity),
             brand_loyalty=tuple(self.brand_loyalty),
@@ -52,9 +62,10 @@ class CustomerPersonasConfig(dg.Config):
             affinity_categories=self.affinity_categories,
             seed=self.seed,
         )
+        return config, bounds
 
 
-@dg.asset(partitions_def=customer_cohorts, group_name=GROUP, code_version="1", kinds={"polars", "parquet"})
+@dg.asset(partitions_def=customer_cohorts, group_name=GROUP, code_version="2", kinds={"polars", "parquet"})
 def customer_personas(
     context: dg.AssetExecutionContext,
     config: CustomerPersonasConfig,
@@ -65,15 +76,26 @@ def customer_personas(
     """The seeded personas of one cohort: budget, category affinities, brand loyalty, price
     sensitivity, shopping frequency and the life events that shift their interests over time."""
     cohort = context.partition_key
-    categories, brands = categories_and_brands(inputs.shop_products(product_catalog))
-    personas = generate_personas(cohort, cohort_index(cohort), config.persona_config(scale), categories, brands)
+    products = inputs.shop_products(product_catalog)
+    categories, brands = categories_and_brands(products)
+    currency = shop_currency(products)
+    persona_config, bounds = config.persona_config(scale, currency)
+    personas = generate_personas(cohort, cohort_index(cohort), persona_config, categories, brands, bounds)
     summary = personas.select(
         pl.col("monthly_budget").median().alias("median_monthly_budget"),
         pl.col("sessions_per_month").median().alias("median_sessions_per_month"),
         pl.col("brand_loyalty").mean().alias("mean_brand_loyalty"),
         pl.col("life_events").list.len().sum().alias("life_events"),
     )
-    return frame_output(personas, {"summary": markdown_table(summary)})
+    return frame_output(
+        personas,
+        {
+            "summary": markdown_table(summary),
+            "currency": currency,
+            "max_monthly_budget": bounds.monthly_budget[1],
+            "monthly_budget_range": "{:g}-{:g} {}".format(*persona_config.monthly_budget, currency),
+        },
+    )
 
 
 class ShoppingSimulationConfig(dg.Config):

@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from assets.models import model_result
-from assets.outputs import frame_output, markdown_table, png_metadata
+from assets.outputs import frame_output, headline_metadata, markdown_table, png_metadata
 from assets.tooluse.specs import GROUP
 from ops.common.llm import UsageTotals
 from ops.common.plots import grouped_bar_png
@@ -64,18 +64,25 @@ def tool_policy_eval(
         {"accuracy": groups["accuracy"].to_list()},
         f"Tool-use accuracy of {llm.model_id}",
         "accuracy",
+        ylim=(0, 1),
     )
     outcomes = scored.group_by("outcome").len().sort("len", descending=True)
     return frame_output(
         scored,
         {
             "model": llm.model_id,
+            **headline_metadata({_headline_name(row): row["accuracy"] for row in table.iter_rows(named=True)}),
             "accuracy": markdown_table(table),
             "outcomes": markdown_table(outcomes),
             "accuracy_chart": png_metadata(chart, "accuracy per BFCL category and augmentation"),
             **{f"policy_{name}": value for name, value in UsageTotals.from_results(results).as_metadata().items()},
         },
     )
+
+
+def _headline_name(row: dict) -> str:
+    """`accuracy_overall`, `accuracy_category_simple`, `accuracy_augmentation_format_xml`, ..."""
+    return "accuracy_overall" if row["dimension"] == "all" else f"accuracy_{row['dimension']}_{row['group']}"
 
 
 @dg.asset(group_name=GROUP, code_version="1", kinds={"json"})

@@ -1,12 +1,12 @@
 """Blocking Great Expectations checks on every webdocs artifact, plus the no-row-lost invariant."""
 
-import json
-
 import dagster as dg
 import numpy as np
 import polars as pl
 
+from assets.outputs import markdown_table
 from assets.webdocs.embeddings import embeddings_table_name
+from ops.webdocs.annotation_health import HealthThresholds, annotation_health
 from ops.webdocs.cleaning import CleaningRules
 from ops.webdocs.embedding import embeddings_schema
 from ops.webdocs.suites import (
@@ -22,6 +22,7 @@ from resources.embedder import EmbedderResource
 from resources.io_manager import latest_materialization
 from resources.lancedb import LanceDBResource, rows_where, vector_matrix
 from resources.quality import QualityResource
+from resources.scale import ScaleResource
 
 ROWS_ACCOUNTED = "rows in == rows kept + rows quarantined"
 ANNOTATIONS_ACCOUNTED = "documents sampled == documents annotated + documents quarantined"
@@ -54,7 +55,7 @@ def web_docs_valid(
 ) -> dg.AssetCheckResult:
     materialization = latest_materialization(context.instance, dg.AssetKey("web_docs"), context.partition_key)
     rules = (
-        CleaningRules(**json.loads(materialization.metadata["cleaning_rules"].value))
+        CleaningRules.from_json(materialization.metadata["cleaning_rules"].value)
         if materialization
         else CleaningRules()
     )
@@ -140,4 +141,55 @@ def web_doc_annotations_valid(
     return quality.validate(web_doc_annotations, "web_doc_annotations", suite).to_check_result(
         extra={ANNOTATIONS_ACCOUNTED: rows_in == web_doc_annotations.height + quarantined and not overlap},
         metadata={"rows_in": rows_in, "annotated": web_doc_annotations.height, "quarantined": quarantined},
+    )
+
+
+@dg.asset_check(
+    asset="web_doc_annotations",
+    blocking=True,
+    partitions_def=web_doc_shards,
+    description="The teacher's labels depend on the document: label entropy per dimension across the shard, "
+    "share of identical answers, abstain share. Fails (blocking) in the gpu/cluster profiles, warns locally.",
+)
+def web_doc_annotations_health(web_doc_annotations: pl.DataFrame, scale: ScaleResource) -> dg.AssetCheckResult:
+    thresholds = HealthThresholds(
+        min_documents=scale.annotation_health_min_documents,
+        min_entropy_bits=scale.annotation_health_min_entropy_bits,
+        max_constant_dimension_share=scale.annotation_health_max_constant_dimension_share,
+        max_identical_answer_share=scale.annotation_health_max_identical_answer_share,
+        max_abstain_share=scale.annotation_health_max_abstain_share,
+    )
+    health = annotation_health(web_doc_annotations, list(DIMENSIONS), thresholds)
+    entropy = pl.DataFrame(
+        {"dimension": list(health.entropy_bits), "entropy_bits": [round(v, 4) for v in health.entropy_bits.values()]}
+    )
+    severity = dg.AssetCheckSeverity.ERROR if scale.annotation_health_blocking else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(
+        passed=health.healthy,
+        severity=severity,
+        metadata={**health.metadata(), "entropy_by_dimension": markdown_table(entropy), "thresholds": str(thresholds)},
+    )
+
+
+@dg.asset_check(
+    asset="web_corpus_summary",
+    blocking=True,
+    description="One row per registered shard (unreadable ones included), and rows in = kept + quarantined in each.",
+)
+def web_corpus_summary_valid(
+    context: dg.AssetCheckExecutionContext, web_corpus_summary: pl.DataFrame
+) -> dg.AssetCheckResult:
+    registered = set(context.instance.get_dynamic_partitions(web_doc_shards.name))
+    summarized = set(web_corpus_summary["shard"])
+    accounted = bool(
+        (web_corpus_summary["rows_in"] == web_corpus_summary["kept"] + web_corpus_summary["quarantined"]).all()
+    )
+    return dg.AssetCheckResult(
+        passed=accounted and summarized == registered,
+        metadata={
+            ROWS_ACCOUNTED: accounted,
+            "shards_registered": len(registered),
+            "shards_summarized": len(summarized),
+            "shards_missing": ", ".join(sorted(registered - summarized)) or "none",
+        },
     )

@@ -6,15 +6,22 @@ import polars as pl
 from assets.outputs import frame_output, markdown_table, png_metadata
 from assets.webdocs.intake import GROUP
 from ops.common.plots import stacked_bar_png
-from ops.webdocs.corpus import shard_summary, summary_chart_series
+from ops.webdocs.corpus import quality_filter_effect, shard_summary, summary_chart_series, unreadable_shards
 from resources.duckdb import DuckDBResource
 
 
-@dg.asset(group_name=GROUP, code_version="1", kinds={"polars", "duckdb"})
-def web_corpus_summary(web_docs: pl.LazyFrame, web_docs_quarantine: pl.LazyFrame, duckdb: DuckDBResource) -> dg.Output:
-    """Per-shard rows in, kept and quarantined by reason over every shard; also loads the clean
-    documents and the quarantine into DuckDB tables `web_docs` and `web_docs_quarantine`."""
+@dg.asset(group_name=GROUP, code_version="2", kinds={"polars", "duckdb"})
+def web_corpus_summary(
+    context: dg.AssetExecutionContext, web_docs: pl.LazyFrame, web_docs_quarantine: pl.LazyFrame, duckdb: DuckDBResource
+) -> dg.Output:
+    """Per-shard rows in, kept and quarantined by reason (the quality rules' effect included) over every
+    shard; also loads the clean documents and the quarantine into DuckDB tables `web_docs` and
+    `web_docs_quarantine`. Shards with no readable record are listed, and contribute no document."""
     summary = shard_summary(web_docs, web_docs_quarantine)
+    unreadable = unreadable_shards(summary)
+    if unreadable:
+        context.log.warning(f"{len(unreadable)} shard(s) could not be read and add no document: {unreadable}")
+    effect = quality_filter_effect(summary)
     duckdb.replace_table("web_docs", web_docs)
     duckdb.replace_table("web_docs_quarantine", web_docs_quarantine)
     return frame_output(
@@ -27,5 +34,12 @@ def web_corpus_summary(web_docs: pl.LazyFrame, web_docs_quarantine: pl.LazyFrame
             ),
             "duckdb_file": dg.MetadataValue.path(duckdb.path),
             "duckdb_tables": "web_docs, web_docs_quarantine",
+            "unreadable_shards": len(unreadable),
+            "unreadable_shard_names": ", ".join(unreadable) or "none",
+            "quality_filter_effect": markdown_table(effect),
+            "quality_filtered": int(effect["quality_filtered"].sum()),
+            "quality_filtered_share": round(
+                float(effect["quality_filtered"].sum() / max(int(effect["reached_quality_rules"].sum()), 1)), 4
+            ),
         },
     )

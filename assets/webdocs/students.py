@@ -7,12 +7,13 @@ import numpy as np
 import polars as pl
 
 from assets.models import load_model_files, model_result
-from assets.outputs import frame_output, markdown_table, png_metadata
+from assets.outputs import frame_output, headline_metadata, markdown_table, png_metadata
 from assets.webdocs.embeddings import embeddings_table_name
 from ops.common.packaged_models import smollm2_model_path
 from ops.webdocs.agreement import agreement_bar_png, agreement_table
 from ops.webdocs.annotation import condensed_labels
 from ops.webdocs.embedding import embeddings_schema
+from ops.webdocs.label_grammar import LabelGrammar
 from ops.webdocs.student_data import (
     StudentData,
     label_lines_frame,
@@ -167,7 +168,7 @@ def encoder_classifier(
     )
 
 
-@dg.asset(group_name=GROUP, code_version="1", kinds={"pytorch", "safetensors"}, pool="gpu")
+@dg.asset(group_name=GROUP, code_version="2", kinds={"pytorch", "safetensors"}, pool="gpu")
 def distilled_classifier(
     context: dg.AssetExecutionContext,
     config: GenerativeStudentConfig,
@@ -177,7 +178,8 @@ def distilled_classifier(
     scale: ScaleResource,
 ) -> dg.MaterializeResult:
     """A generative student (SmolLM2-135M + LoRA on CPU; any causal LM in the gpu profile) fine-tuned to
-    emit the condensed label line; the LoRA adapter and a model card are stored, the base is referenced."""
+    emit the condensed label line, decoded under the label grammar so that every output parses; the LoRA
+    adapter and a model card are stored, the base is referenced."""
     data = _split(config, web_doc_annotations, web_docs)
     train = data.train.head(scale.generative_max_examples) if scale.generative_max_examples else data.train
     base = config.base_model or str(smollm2_model_path())
@@ -197,7 +199,9 @@ def distilled_classifier(
         student,
         log=context.log.info,
     )
-    outputs = generate(trained, data.validation["text"].to_list(), max_new_tokens=config.max_new_tokens)
+    outputs = generate(
+        trained, data.validation["text"].to_list(), max_new_tokens=config.max_new_tokens, grammar=LabelGrammar()
+    )
     predictions, unparseable = label_lines_frame(data.validation["doc_id"].to_list(), outputs)
     files = save_generative(trained, card_fields={"training_documents": train.height})
     files[VALIDATION_PREDICTIONS] = _parquet(predictions)
@@ -210,6 +214,8 @@ def distilled_classifier(
             "base_model": base,
             "training_examples": train.height,
             "unparseable_validation_outputs": unparseable,
+            "parsed_validation_outputs": len(outputs) - unparseable,
+            "parse_rate": round((len(outputs) - unparseable) / max(len(outputs), 1), 4),
             "card": dg.MetadataValue.md(files["card.md"].decode()),
         },
     )
@@ -234,6 +240,9 @@ def student_agreement(
     return frame_output(
         table,
         {
+            **headline_metadata(
+                {f"{m}_{r['student']}": r[m] for r in mean.iter_rows(named=True) for m in ("cohens_kappa", "accuracy")}
+            ),
             "mean_by_student": markdown_table(mean),
             "kappa_chart": png_metadata(agreement_bar_png(table), "Cohen's kappa per dimension and student"),
             "table": markdown_table(table),

@@ -36,7 +36,8 @@ class ChatResult:
 
     Tokens of a computed item add up all its attempts; a cached item (`cached=True`) reports the
     tokens of the stored completion. `latency_s` is the time this call spent on the item, so 0 when
-    it came from the cache.
+    it came from the cache. `finish_reason` is the engine's ("stop", "length": cut by `max_tokens`, ...),
+    None when unknown (no output, or a completion cached before it was recorded).
     """
 
     request_id: str
@@ -47,6 +48,7 @@ class ChatResult:
     completion_tokens: int
     latency_s: float
     cached: bool
+    finish_reason: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -61,7 +61,8 @@ class Split:
     def metadata(self) -> dict[str, Any]:
         """Plain numbers for asset metadata: rows in, kept, quarantined and the count per reason."""
         counts = {f"quarantined_{reason}": count for reason, count in self.reason_counts().items()}
-        return {"rows_in": self.rows_in, "rows_kept": self.kept.height, "rows_quarantined": self.quarantined.height, **counts}
+        totals = {"rows_in": self.rows_in, "rows_kept": self.kept.height, "rows_quarantined": self.quarantined.height}
+        return {**totals, **counts}
 
 
 def quarantine_frame(rejections: Iterable[Rejected], reasons: Sequence[str] | None = None) -> pl.DataFrame:

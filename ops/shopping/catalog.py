@@ -8,23 +8,29 @@ Rules, in the order a record meets them (the first one broken is its quarantine 
 1. Bytes that are not UTF-8 quarantine that record only ("not valid UTF-8"); a line that is not JSON,
    or a CSV row whose field count differs from the header, is a "malformed record".
 2. "missing id", "empty title", "missing price", "unparseable price: <value>", "absurd price: <value>
-   (...)" (a price <= 0 after rounding to cents, or above `max_price`).
+   (...)" (a price <= 0 after rounding to cents, or above `max_price`, by default the highest price
+   of the source's currency in `ops.shopping.currencies`).
 3. "duplicate id": among records that pass every other rule, the first occurrence of an id is kept and
    later ones are quarantined, so a broken first copy does not hide a usable second one.
 Reasons with a detail keep a stable prefix before ": " (`reason_kind` returns it).
 
 Normalization: titles and brands are NFC with whitespace folded (`normalize_text`); brand spellings that
 differ only in case collapse to the most frequent spelling in the file (ties: the first seen), and a
-missing brand becomes "Unbranded". Prices accept numbers, currency signs and codes, thousands commas
-and ranges ("3.42 - 5.99" takes the first number); they are rounded to cents. A category is a path
-string split on the mapping's separator, or a list (see `category_levels`); empty levels are dropped,
+missing brand becomes "Unbranded". Prices accept numbers, currency signs and codes (£ $ € ¥ ₹ Rs. INR
+USD ...), thousands separators (1,299 and the Indian 1,29,999; 1.299,00 with a decimal comma), a
+trailing "/-" and ranges ("3.42 - 5.99" takes the first number); they are rounded to cents. A category
+is a path string split on the mapping's separator, a list (see `category_levels`), or several columns
+joined level by level (`ColumnMapping.category_columns`); empty levels are dropped,
 and a record without a category is kept under ["Uncategorized"] (counted in `CatalogResult`) rather
 than quarantined, because its price and title are still usable (135 of the 2,000 Amazon rows).
 A rating outside 1..5 or an unreadable review count becomes null instead of quarantining the product.
+CSV files may set their delimiter and encoding (a UTF-8 byte-order mark is always dropped); whether a
+product is consumable is a `ConsumableRule` (keywords and category names), with presets per kind of shop.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -33,6 +39,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,6 +47,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from ops.common.text import normalize_text
+from ops.shopping.currencies import currency_defaults
 
 CATALOG_COLUMNS: dict[str, pl.DataType] = {
     "product_id": pl.String(),
@@ -85,7 +93,6 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     REASON_DUPLICATE_ID,
 )
 
-DEFAULT_MAX_PRICE = 10_000.0
 UNCATEGORIZED = "Uncategorized"
 UNBRANDED = "Unbranded"
 CATEGORY_JOINER = " > "
@@ -93,8 +100,8 @@ EXCERPT_CHARS = 200
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
 _SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
-# Products bought again and again. Matched case-insensitively as whole words or phrases in the title
-# and the category path (so the whole Amazon "Party Supplies" branch counts). Plurals are listed
+# Products bought again and again in a toy shop. Matched case-insensitively as whole words or phrases in
+# the title and the category path (so the whole Amazon "Party Supplies" branch counts). Plurals are listed
 # explicitly; "cards" is plural only because "card game" names a game, not a pack of cards.
 CONSUMABLE_KEYWORDS: tuple[str, ...] = (
     "battery", "batteries", "balloon", "balloons", "paint", "paints", "sticker", "stickers", "cards",
@@ -103,11 +110,60 @@ CONSUMABLE_KEYWORDS: tuple[str, ...] = (
     "play-doh", "playdoh", "modelling clay", "slime", "chalk", "felt tips", "markers", "ink",
     "sweets", "chocolate", "bubbles", "tableware", "invitations",
 )  # fmt: skip
-_CONSUMABLE = re.compile(r"\b(?:" + "|".join(re.escape(k) for k in CONSUMABLE_KEYWORDS) + r")\b")
+# A grocery shop: almost everything is used up, except the durable kitchen and home goods.
+GROCERY_CONSUMABLE_CATEGORIES: tuple[str, ...] = (
+    "Fruits & Vegetables", "Foodgrains, Oil & Masala", "Bakery, Cakes & Dairy", "Beverages", "Snacks & Branded Foods",
+    "Beauty & Hygiene", "Cleaning & Household", "Eggs, Meat & Fish", "Gourmet & World Food", "Baby Care",
+    "Food", "Grocery", "Groceries", "Dairy", "Drinks", "Household Supplies", "Personal Care", "Pet Food",
+)  # fmt: skip
+GROCERY_CONSUMABLE_KEYWORDS: tuple[str, ...] = (
+    "rice", "flour", "atta", "dal", "oil", "ghee", "sugar", "salt", "tea", "coffee", "milk", "juice", "snack",
+    "biscuits", "soap", "shampoo", "detergent", "toothpaste", "tissue", "diapers", "spices", "masala",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ConsumableRule:
+    """Which products are used up and bought again: whole-word keywords in the title or category path,
+    or a category level equal to one of `categories` (both case-insensitive)."""
+
+    keywords: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+    def matches(self, title: str, category_path: Sequence[str]) -> bool:
+        """True when the title or category path names a consumable."""
+        folded = {level.casefold() for level in category_path}
+        if folded & {category.casefold() for category in self.categories}:
+            return True
+        if not self.keywords:
+            return False
+        return bool(_keyword_pattern(self.keywords).search(" | ".join([title, *category_path]).casefold()))
+
+
+CONSUMABLE_PRESETS: dict[str, ConsumableRule] = {
+    "toys": ConsumableRule(keywords=CONSUMABLE_KEYWORDS),
+    "groceries": ConsumableRule(keywords=GROCERY_CONSUMABLE_KEYWORDS, categories=GROCERY_CONSUMABLE_CATEGORIES),
+    "none": ConsumableRule(),
+}
+
+
+def consumable_rule(preset: str, keywords: Sequence[str] | None = None, categories: Sequence[str] | None = None):
+    """A preset of CONSUMABLE_PRESETS, its keywords or categories replaced where given."""
+    if preset not in CONSUMABLE_PRESETS:
+        raise ValueError(f"consumables preset {preset!r} is not one of {sorted(CONSUMABLE_PRESETS)}")
+    base = CONSUMABLE_PRESETS[preset]
+    return ConsumableRule(
+        keywords=base.keywords if keywords is None else tuple(keywords),
+        categories=base.categories if categories is None else tuple(categories),
+    )
+
 
 _BAD_BYTE = re.compile(r"[\udc80-\udcff]")  # what surrogateescape decoding turns invalid bytes into
-_CURRENCY_MARK = re.compile(r"[£$€¥]|\b(?:GBP|USD|EUR|US)\b", re.IGNORECASE)
-_NUMBER = r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+"
+_CURRENCY_MARK = re.compile(
+    r"[£$€¥₹₨]|\b(?:GBP|USD|EUR|INR|JPY|CNY|RMB|CAD|AUD|CHF|BRL|SEK|US|Rs)\b\.?|(?<=\d)\s*/-", re.IGNORECASE
+)
+_NUMBER = r"-?(?:\d{1,3}(?:,\d{3})+|\d{1,2}(?:,\d{2})+,\d{3}|\d+)(?:\.\d+)?|-?\.\d+"
+_DECIMAL_COMMA = re.compile(r"^(\d{1,3}(?:\.\d{3})*),(\d{1,2})$")  # 1.299,00 and 12,5: a decimal comma
 _PRICE = re.compile(rf"^({_NUMBER})(?:\s*(?:-|\u2013|to)\s*(?:{_NUMBER}))?$", re.IGNORECASE)
 _LEADING_NUMBER = re.compile(r"^\s*(\d[\d,]*(?:\.\d+)?)")
 
@@ -119,7 +175,9 @@ class ColumnMapping:
     `category` names a path string (levels joined by `category_separator`) or a list of such paths or
     of levels. `merchandising_roots` are the top levels of store-curated groupings ("Collections/Eco
     Friendly", "Promotions/Pants") that are not where a product lives; list categories skip them.
-    `currency` is a constant for the whole file.
+    `category_columns` instead names several columns holding one level each, top level first
+    (category, sub-category, type): their non-empty values are the path. `currency` is a constant for
+    the whole file.
     """
 
     id: str
@@ -132,11 +190,16 @@ class ColumnMapping:
     rating: str | None = None
     review_count: str | None = None
     merchandising_roots: tuple[str, ...] = ("Collections", "Promotions")
+    category_columns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.category is not None and self.category_columns:
+            raise ValueError("map the category to one column (`category`) or to several (`category_columns`), not both")
 
     def columns(self) -> list[str]:
         """The source columns this mapping reads."""
         named = (self.id, self.title, self.brand, self.category, self.price, self.rating, self.review_count)
-        return [column for column in named if column is not None]
+        return [column for column in named if column is not None] + list(self.category_columns)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,10 +210,16 @@ class CatalogSource:
     path: Path
     format: str | None = None  # "csv", "jsonl" or "parquet"; None: from the file suffix
     mapping: ColumnMapping
+    delimiter: str = ","  # CSV only
+    encoding: str = "utf-8"  # CSV and JSON Lines; a UTF-8 byte-order mark is dropped either way
+    consumables: ConsumableRule = CONSUMABLE_PRESETS["toys"]
 
     def __post_init__(self) -> None:
         if not self.name or ":" in self.name:
             raise ValueError(f"catalog source name {self.name!r} must be non-empty and contain no ':'")
+        if len(self.delimiter) != 1:
+            raise ValueError(f"catalog {self.name}: the CSV delimiter must be one character, got {self.delimiter!r}")
+        codecs.lookup(self.encoding)  # LookupError names an unknown encoding
         if self.format is not None and self.format not in FORMATS:
             raise ValueError(f"catalog {self.name}: format {self.format!r} is not one of {FORMATS}")
 
@@ -228,7 +297,7 @@ def reason_kind(reason: str) -> str:
     return reason.split(": ", 1)[0]
 
 
-def load_catalogs(sources: Sequence[CatalogSource], max_price: float = DEFAULT_MAX_PRICE) -> CatalogResult:
+def load_catalogs(sources: Sequence[CatalogSource], max_price: float | None = None) -> CatalogResult:
     """Load several catalogs into one result; product ids carry the source prefix, so they never collide."""
     names = [source.name for source in sources]
     if len(set(names)) != len(names):
@@ -244,17 +313,20 @@ def load_catalogs(sources: Sequence[CatalogSource], max_price: float = DEFAULT_M
     )
 
 
-def load_catalog(source: CatalogSource, max_price: float = DEFAULT_MAX_PRICE) -> CatalogResult:
+def load_catalog(source: CatalogSource, max_price: float | None = None) -> CatalogResult:
     """Read one catalog file into normalized products and quarantined records (see the module rules).
 
+    `max_price` None takes the highest price of the source's currency (`ops.shopping.currencies`).
     Raises ValueError only for problems with the whole file: it is missing, has no header, or lacks a
     column the mapping names. Problems with single records become quarantine rows.
     """
     path = Path(source.path)
     if not path.is_file():
         raise ValueError(f"catalog {source.name}: file {path} does not exist")
+    if max_price is None:
+        max_price = currency_defaults(source.mapping.currency).max_price
     readers = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
-    records = readers[source.resolved_format](path, source.mapping)
+    records = readers[source.resolved_format](path, source)
     mapping = source.mapping
     kept: list[_Product] = []
     quarantined: list[tuple[str, int, str | None, str, str]] = []
@@ -273,7 +345,7 @@ def load_catalog(source: CatalogSource, max_price: float = DEFAULT_MAX_PRICE) ->
         seen_ids.add(product.native_id)
         kept.append(product)
     brands, merged = _collapse_brand_case([p.brand for p in kept])
-    products = _products_frame(source, mapping, kept, brands)
+    products = _products_frame(source, kept, brands)
     quarantine = pl.DataFrame(quarantined, schema=QUARANTINE_SCHEMA, orient="row")
     return CatalogResult(
         products=products,
@@ -300,7 +372,11 @@ def parse_price(value: Any) -> float | None:
     text = " ".join(str(value).split())
     if not text:
         return None
-    match = _PRICE.match(" ".join(_CURRENCY_MARK.sub(" ", text).split()))
+    number = " ".join(_CURRENCY_MARK.sub(" ", text).split())
+    decimal_comma = _DECIMAL_COMMA.match(number)
+    if decimal_comma:
+        return round(float(decimal_comma.group(1).replace(".", "") + "." + decimal_comma.group(2)), 2)
+    match = _PRICE.match(number)
     if match is None:
         raise ValueError(f"{text[:50]!r}")
     return round(float(match.group(1).replace(",", "")), 2)
@@ -335,9 +411,14 @@ def category_levels(value: Any, separator: str, merchandising_roots: Iterable[st
     return levels
 
 
-def is_consumable(title: str, category_path: Sequence[str]) -> bool:
-    """True when the title or a category level names something used up (CONSUMABLE_KEYWORDS)."""
-    return bool(_CONSUMABLE.search(" | ".join([title, *category_path]).casefold()))
+def is_consumable(title: str, category_path: Sequence[str], rule: ConsumableRule | None = None) -> bool:
+    """True when the title or a category level names something used up (by default the toy-shop preset)."""
+    return (rule or CONSUMABLE_PRESETS["toys"]).matches(title, category_path)
+
+
+@cache
+def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(re.escape(k.casefold()) for k in keywords) + r")\b")
 
 
 class _RawRecord(NamedTuple):
@@ -374,8 +455,12 @@ def _normalize(
         return None, REASON_MISSING_PRICE
     if not price > 0 or price > max_price:
         return None, f"{REASON_ABSURD_PRICE}: {price:g} (must be > 0 and <= {max_price:g})"
-    category = fields.get(mapping.category) if mapping.category else None
-    path = category_levels(category, mapping.category_separator, mapping.merchandising_roots)
+    if mapping.category_columns:
+        category = [fields.get(column) for column in mapping.category_columns]
+        path = [level for level in (_fold(value) for value in category) if level]
+    else:
+        category = fields.get(mapping.category) if mapping.category else None
+        path = category_levels(category, mapping.category_separator, mapping.merchandising_roots)
     return (
         _Product(
             native_id=native_id,
@@ -390,9 +475,7 @@ def _normalize(
     )
 
 
-def _products_frame(
-    source: CatalogSource, mapping: ColumnMapping, kept: list[_Product], brands: list[str]
-) -> pl.DataFrame:
+def _products_frame(source: CatalogSource, kept: list[_Product], brands: list[str]) -> pl.DataFrame:
     rows = [
         (
             f"{source.name}:{p.native_id}",
@@ -404,10 +487,10 @@ def _products_frame(
             p.category_path[0],
             p.category_path[-1],
             p.price,
-            mapping.currency,
+            source.mapping.currency,
             p.rating,
             p.review_count,
-            is_consumable(p.title, p.category_path),
+            source.consumables.matches(p.title, p.category_path),
         )
         for p, brand in zip(kept, brands, strict=True)
     ]
@@ -467,18 +550,19 @@ def _printable(text: str | None) -> str | None:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _read_csv(path: Path, mapping: ColumnMapping) -> Iterator[_RawRecord]:
+def _read_csv(path: Path, source: CatalogSource) -> Iterator[_RawRecord]:
     """CSV rows; invalid bytes are decoded as escapes so that only their own record is quarantined."""
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    text = path.read_bytes().decode(source.encoding, errors="surrogateescape").removeprefix("\ufeff")
     lines = list(io.StringIO(text, newline=""))  # split on line ends only, as the csv module expects
-    reader = csv.reader(iter(lines))
+    reader = csv.reader(iter(lines), delimiter=source.delimiter)
     try:
         header = [_fold(_printable(name)) for name in next(reader)]
     except StopIteration:
         raise ValueError(f"{path}: empty CSV file (no header)") from None
-    missing = [column for column in mapping.columns() if column not in header]
+    missing = [column for column in source.mapping.columns() if column not in header]
     if missing:
-        raise ValueError(f"{path}: CSV header lacks mapped columns {missing}; it has {header}")
+        hint = _delimiter_hint(header, source.delimiter)
+        raise ValueError(f"{path}: CSV header lacks mapped columns {missing}; it has {header}{hint}")
     consumed = reader.line_num
     while True:
         start = consumed + 1
@@ -501,17 +585,28 @@ def _read_csv(path: Path, mapping: ColumnMapping) -> Iterator[_RawRecord]:
         yield _RawRecord(start, fields, _printable(raw) or "", error)
 
 
-def _read_jsonl(path: Path, mapping: ColumnMapping) -> Iterator[_RawRecord]:
-    """One record per non-blank line; a line with invalid UTF-8 or invalid JSON is quarantined alone."""
+def _delimiter_hint(header: list[str], delimiter: str) -> str:
+    """A hint when a one-field header holds another common delimiter (a semicolon or tab CSV read with ',')."""
+    if len(header) != 1:
+        return ""
+    found = [name for mark, name in ((";", "';'"), ("\t", "'\\t'"), ("|", "'|'"), (",", "','")) if mark in header[0]]
+    found = [name for name in found if name != repr(delimiter)]
+    return f" (one field only: is the delimiter {found[0]}? set `delimiter`)" if found else ""
+
+
+def _read_jsonl(path: Path, source: CatalogSource) -> Iterator[_RawRecord]:
+    """One record per non-blank line; a line that does not decode or is not JSON is quarantined alone."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
             error = None
+            if number == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode(source.encoding)
             except UnicodeDecodeError:
-                line, error = raw.decode("utf-8", errors="replace"), REASON_NOT_UTF8
+                line, error = raw.decode(source.encoding, errors="replace"), REASON_NOT_UTF8
             line = line.rstrip("\r\n")
             try:
                 record = json.loads(line)
@@ -525,13 +620,13 @@ def _read_jsonl(path: Path, mapping: ColumnMapping) -> Iterator[_RawRecord]:
             yield _RawRecord(number, record, line, error)
 
 
-def _read_parquet(path: Path, mapping: ColumnMapping) -> Iterator[_RawRecord]:
+def _read_parquet(path: Path, source: CatalogSource) -> Iterator[_RawRecord]:
     """Parquet rows; a binary value that is not UTF-8 quarantines its row."""
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a corrupt file
         raise ValueError(f"{path}: not a readable Parquet file: {exc}") from exc
-    missing = [column for column in mapping.columns() if column not in parquet.schema_arrow.names]
+    missing = [column for column in source.mapping.columns() if column not in parquet.schema_arrow.names]
     if missing:
         raise ValueError(f"{path}: Parquet file lacks mapped columns {missing}; it has {parquet.schema_arrow.names}")
     number = 0

@@ -4,18 +4,21 @@ A persona is one row of a polars frame (schema `PERSONA_SCHEMA`). Each customer 
 random generator seeded by a hash of (config seed, cohort, cohort index, customer index), so a
 customer is the same whatever the cohort size and whichever cohorts are generated alongside it.
 `PersonaBounds` holds the ranges a configuration may ask for; `validate_persona_config` refuses a
-configuration outside them with the field, the value and the bound in the message.
+configuration outside them with the field, the value and the bound in the message. Budgets are money:
+`budget_defaults` gives the shop currency's default range and bound (`ops.shopping.currencies`).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
 import numpy as np
 import polars as pl
+
+from ops.shopping.currencies import currency_defaults
 
 # Life events shift a customer's interest toward a category from a month on. The hints pick a
 # catalog top category whose name contains one of them; without a match the category is random.
@@ -100,6 +103,24 @@ def validate_persona_config(config: PersonaConfig, bounds: PersonaBounds | None 
             raise ValueError(f"persona config {bound.name}={value!r} must be a (low, high) range with low <= high")
     if config.seed < 0:
         raise ValueError(f"persona config seed={config.seed!r} is outside the bound [0, inf)")
+
+
+def shop_currency(products: pl.DataFrame) -> str:
+    """The one currency of a shop's products; a clear error when they have several (budgets need one)."""
+    currencies = sorted(products["currency"].drop_nulls().unique().to_list())
+    if len(currencies) != 1:
+        raise ValueError(f"a simulated shop needs products in one currency, found {currencies or 'none'}")
+    return currencies[0]
+
+
+def budget_defaults(
+    currency: str, monthly_budget: tuple[float, float] | None = None, max_monthly_budget: float | None = None
+) -> tuple[tuple[float, float], PersonaBounds]:
+    """The monthly budget range and the bounds for a shop in `currency`; given values override the table's."""
+    defaults = currency_defaults(currency)
+    bound = max_monthly_budget if max_monthly_budget is not None else defaults.max_monthly_budget
+    bounds = replace(PersonaBounds(), monthly_budget=(PersonaBounds().monthly_budget[0], bound))
+    return (monthly_budget or defaults.monthly_budget), bounds
 
 
 def customer_seed(seed: int, cohort: str, cohort_index: int, index: int) -> int:
@@ -209,6 +230,7 @@ def generate_personas(
     config: PersonaConfig,
     categories: Sequence[str],
     brands_by_category: Mapping[str, Sequence[str]],
+    bounds: PersonaBounds | None = None,
 ) -> pl.DataFrame:
     """The `config.cohort_size` personas of one cohort, ids f"{cohort}-{index:05d}", ordered by id.
 
@@ -216,7 +238,7 @@ def generate_personas(
     proportion to how many brands each has (a proxy for its share of the catalog, so customers
     concentrate on categories with something to buy).
     """
-    validate_persona_config(config)
+    validate_persona_config(config, bounds)
     if not categories:
         raise ValueError("generate_personas needs at least one catalog top category")
     sizes = np.array([len(brands_by_category.get(c, ())) + 1.0 for c in categories])

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 SINGLE_TURN_CATEGORIES: tuple[str, ...] = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance")
+# Categories whose calls are written in another language (values are source text; see bfcl_languages).
+LANGUAGE_CATEGORIES: dict[str, str] = {"java": "java", "javascript": "javascript"}
 NO_CALL_CATEGORIES: frozenset[str] = frozenset({"irrelevance"})
 # Bundled examples whose oracle contradicts its own function spec, so that BFCL's checker (and ours)
 # rejects the call built from the first accepted values. Keyed by example id, with the reason.
@@ -61,6 +63,7 @@ class BfclExample:
     messages: list[dict[str, str]]
     functions: tuple[FunctionSpec, ...]
     expected: tuple[ExpectedCall, ...]
+    language: str = "python"
 
     @property
     def expects_no_call(self) -> bool:
@@ -114,6 +117,7 @@ def load_category(root: Path, category: str) -> list[BfclExample]:
                 messages=[m for turn in q["question"] for m in turn],
                 functions=tuple(parse_function_spec(f) for f in q["function"]),
                 expected=answers.get(q["id"], ()),
+                language=LANGUAGE_CATEGORIES.get(category, "python"),
             )
         )
     return examples

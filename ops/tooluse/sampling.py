@@ -6,11 +6,16 @@ import polars as pl
 
 from ops.common.text import sha256_hex
 
+# The expected behaviour of an example whose oracle has no call (BFCL irrelevance); scored by the
+# AST reward like "call" (an empty oracle rewards an answer without calls), never sent to the judge.
+NO_CALL = "no_call"
+
 
 def evaluation_sample(base: pl.DataFrame, augmented: pl.DataFrame, per_group: int, seed: int) -> pl.DataFrame:
     """Up to `per_group` base trajectories of each category and augmented ones of each augmentation
     (0: all), chosen by a seeded hash of the id so that the sample is stable as the data grows.
-    Base rows get augmentation "none" and expected behaviour "call"."""
+    Base rows get augmentation "none" and expected behaviour "call"; a "call" row whose oracle is empty
+    (BFCL irrelevance: no tool fits the query) expects "no_call" instead."""
     rows = pl.concat(
         [
             base.with_columns(
@@ -22,6 +27,11 @@ def evaluation_sample(base: pl.DataFrame, augmented: pl.DataFrame, per_group: in
             augmented.with_columns(pl.col("augmentation").alias("group")),
         ],
         how="diagonal_relaxed",
+    ).with_columns(
+        pl.when((pl.col("expected_behaviour") == "call") & (pl.col("oracle_json") == "[]"))
+        .then(pl.lit(NO_CALL))
+        .otherwise(pl.col("expected_behaviour"))
+        .alias("expected_behaviour")
     )
     ranked = rows.with_columns(
         pl.col("trajectory_id")

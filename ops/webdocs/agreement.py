@@ -121,4 +121,5 @@ def agreement_bar_png(table: pl.DataFrame) -> bytes:
     for student in dict.fromkeys(table["student"].to_list()):
         kappas = dict(table.filter(pl.col("student") == student).select("dimension", "cohens_kappa").iter_rows())
         series[student] = [kappas.get(d, math.nan) for d in dimensions]
-    return grouped_bar_png(dimensions, series, title="Student vs teacher: Cohen's kappa (primary)", ylabel="kappa")
+    title = "Student vs teacher: Cohen's kappa (primary)"
+    return grouped_bar_png(dimensions, series, title=title, ylabel="kappa", ylim=(-1, 1))

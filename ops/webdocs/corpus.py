@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 
+from ops.webdocs.quality_rules import QUALITY_REASONS
+
+UNREADABLE_SHARD = "unreadable_shard"
+
 
 def shard_summary(kept: pl.LazyFrame, quarantined: pl.LazyFrame) -> pl.DataFrame:
     """One row per shard: rows in, kept, quarantined by reason, mean length and share English."""
@@ -36,3 +40,31 @@ def summary_chart_series(summary: pl.DataFrame) -> dict[str, list[float]]:
     """Kept rows and each quarantine reason, per shard, for a stacked bar chart."""
     outcomes = [c for c in summary.columns if c not in ("shard", "rows_in", "quarantined", "mean_chars", "share_en")]
     return {name: summary[name].cast(pl.Float64).to_list() for name in outcomes}
+
+
+def unreadable_shards(summary: pl.DataFrame) -> list[str]:
+    """Shards recorded as unreadable as a whole (every row quarantined as `unreadable_shard`), sorted."""
+    if UNREADABLE_SHARD not in summary.columns:
+        return []
+    return summary.filter(pl.col(UNREADABLE_SHARD) == pl.col("rows_in"))["shard"].sort().to_list()
+
+
+def quality_filter_effect(summary: pl.DataFrame) -> pl.DataFrame:
+    """Per shard: documents that reached the quality rules, how many each rule refused, and the share refused.
+
+    A document reaches the quality rules when it passed reading, markup, length and language checks:
+    it is then kept, refused by a quality rule, or (after them) an exact duplicate.
+    """
+    rules = [c for c in summary.columns if c in QUALITY_REASONS]
+    refused = pl.sum_horizontal(rules) if rules else pl.lit(0)
+    duplicates = pl.col("duplicate") if "duplicate" in summary.columns else pl.lit(0)
+    effect = summary.select(
+        "shard",
+        (pl.col("kept") + refused + duplicates).alias("reached_quality_rules"),
+        refused.alias("quality_filtered"),
+        *rules,
+    )
+    share = pl.col("quality_filtered") / pl.col("reached_quality_rules")
+    return effect.with_columns(
+        pl.when(pl.col("reached_quality_rules") > 0).then(share.round(4)).otherwise(0.0).alias("share_filtered")
+    )

@@ -2,7 +2,10 @@
 
 Every non-blank line becomes exactly one row, including lines that are broken (not JSON, bad
 UTF-8, no text): those carry a `read_error` so that cleaning quarantines them with the reason
-instead of the reader dropping them. Only a file that yields no record at all is an error.
+instead of the reader dropping them; a shard none of whose lines is readable is quarantined as a
+whole. A file that yields no record at all (missing, empty, not Parquet) raises `ShardReadError`;
+`read_shard_or_record` turns that error into one line-0 row, so that the shard is recorded as
+unreadable and the corpus proceeds without it instead of waiting for it.
 """
 
 from __future__ import annotations
@@ -48,12 +51,21 @@ def read_shard(path: str | Path, shard: str) -> pl.DataFrame:
     frame = pl.DataFrame(rows, schema=RAW_SCHEMA, orient="row")
     if frame.height == 0:
         raise ShardReadError(f"{path}: the file is empty (no records)")
-    if frame["read_error"].is_not_null().all():
-        first = frame.row(0, named=True)
-        raise ShardReadError(
-            f"{path}:{first['line']}: no readable record in the file; first error: {first['read_error']}"
-        )
     return frame
+
+
+def read_shard_or_record(path: str | Path, shard: str) -> pl.DataFrame:
+    """`read_shard`, or, for a file that cannot be read at all, one line-0 row whose `read_error` says why."""
+    try:
+        return read_shard(path, shard)
+    except ShardReadError as exc:
+        row = (f"{shard}:file", shard, 0, None, None, None, f"unreadable shard: {exc}")
+        return pl.DataFrame([row], schema=RAW_SCHEMA, orient="row")
+
+
+def unreadable_shard(raw: pl.DataFrame) -> bool:
+    """True when no record of the shard could be read (every row carries a `read_error`)."""
+    return raw.height > 0 and bool(raw["read_error"].is_not_null().all())
 
 
 def _read_jsonl(path: Path, shard: str) -> list[tuple]:

@@ -8,14 +8,14 @@ from ops.webdocs.reading import RAW_SCHEMA
 
 
 def raw_web_docs_suite() -> list[ExpectationSpec]:
-    """Every line became a row with an id, a shard and a unique position."""
+    """Every line became a row with an id, a shard and a unique position (0: the unreadable file itself)."""
     return [
         *columns_exist(list(RAW_SCHEMA)),
         not_null("doc_id"),
         unique("doc_id"),
         not_null("shard"),
         unique("line"),
-        between("line", 1, None),
+        between("line", 0, None),
     ]
 
 

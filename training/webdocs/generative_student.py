@@ -18,6 +18,7 @@ that tests and sample runs train a student in seconds with the same code path.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import tempfile
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -349,11 +350,64 @@ def train_generative_student(
     return trained
 
 
+class PrefixGrammar(Protocol):
+    """A language given by its prefixes (e.g. `ops.webdocs.label_grammar.LabelGrammar`)."""
+
+    start: Any
+    alphabet: frozenset[str]
+    max_chars: int
+
+    def advance(self, state: Any, text: str) -> Any: ...
+
+    def is_complete(self, state: Any) -> bool: ...
+
+
+class GrammarConstraint:
+    """`prefix_allowed_tokens_fn` for `generate`: only tokens that keep the generated text a prefix of the
+    grammar, and end of turn only once the text is complete, so every finished output is in the language.
+
+    Candidates are the tokens whose text uses only the grammar's alphabet (decoded once per tokenizer);
+    the allowed set is cached per grammar state.
+    """
+
+    def __init__(self, tokenizer: Any, grammar: PrefixGrammar) -> None:
+        special = set(tokenizer.all_special_ids)
+        self.texts = {i: tokenizer.decode([i]) for i in range(len(tokenizer)) if i not in special}
+        self.candidates = [(i, t) for i, t in self.texts.items() if t and set(t) <= grammar.alphabet]
+        self.grammar, self.eos = grammar, tokenizer.eos_token_id
+        self.allowed = functools.cache(self._allowed)
+
+    def _allowed(self, state: Any) -> list[int]:
+        ids = [i for i, text in self.candidates if self.grammar.advance(state, text) is not None]
+        return [*ids, self.eos] if self.grammar.is_complete(state) or not ids else ids
+
+    def after(self, prompt_width: int) -> Callable[[int, torch.Tensor], list[int]]:
+        """The function for one batch whose (left-padded) prompts are `prompt_width` tokens wide."""
+
+        def constrain(_: int, input_ids: torch.Tensor) -> list[int]:
+            generated = "".join(self.texts.get(i, "") for i in input_ids[prompt_width:].tolist())
+            state = self.grammar.advance(self.grammar.start, generated)
+            return [self.eos] if state is None else self.allowed(state)
+
+        return constrain
+
+
 def generate(
-    trained: TrainedGenerative, texts: Sequence[str], max_new_tokens: int = 64, batch_size: int = 8
+    trained: TrainedGenerative,
+    texts: Sequence[str],
+    max_new_tokens: int = 64,
+    batch_size: int = 8,
+    grammar: PrefixGrammar | None = None,
 ) -> list[str]:
-    """Greedy label strings for `texts`, in order: left-padded batches, the prompt exactly as in training."""
+    """Greedy label strings for `texts`, in order: left-padded batches, the prompt exactly as in training.
+
+    With a `grammar`, decoding is constrained to it (`GrammarConstraint`) and `max_new_tokens` is raised to
+    the grammar's longest line (a token is at least one character), so every output is a complete line.
+    """
     tokenizer, config, model = trained.tokenizer, trained.config, trained.model
+    constraint = GrammarConstraint(tokenizer, grammar) if grammar is not None else None
+    if grammar is not None:
+        max_new_tokens = max(max_new_tokens, grammar.max_chars + 1)
     pad_id, budget = tokenizer.pad_token_id, config.max_length - max_new_tokens
     model.eval()
     outputs: list[str] = []
@@ -369,6 +423,7 @@ def generate(
                 do_sample=False,
                 pad_token_id=pad_id,
                 eos_token_id=tokenizer.eos_token_id,
+                prefix_allowed_tokens_fn=constraint.after(input_ids.shape[1]) if constraint else None,
             )
         outputs.extend(tokenizer.batch_decode(generated[:, input_ids.shape[1] :], skip_special_tokens=True))
     return [output.strip() for output in outputs]

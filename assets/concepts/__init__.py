@@ -1,0 +1,1 @@
+"""Concept dictionaries (DACO): vocabulary, stimuli, activations, dictionary, steering eval and the SAE."""

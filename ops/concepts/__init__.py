@@ -1,0 +1,1 @@
+"""Concept dictionaries (DACO): WordNet vocabulary, text stimuli, dictionary maths and sparse-coding steering."""

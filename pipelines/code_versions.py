@@ -1,0 +1,132 @@
+"""Code versions derived from the source an asset runs, so changed logic marks it unsynced.
+
+An asset's code version is its declared version plus a digest of the syntax trees of its module and
+every project module that module imports, transitively (`assets/`, `ops/`, `training/`), and of the
+data files (prompts, label sets) shipped inside those packages. Comments and formatting do not count
+(the digest is over the parsed tree); any change of code does, without anyone remembering to bump
+`code_version`. Applied once, in `pipelines/definitions.py`, to every asset.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+
+import dagster as dg
+
+PROJECT_PACKAGES = ("assets", "ops", "training")
+DATA_SUFFIXES = (".json", ".txt")
+DIGEST_CHARS = 12
+
+
+@cache
+def module_path(name: str) -> Path | None:
+    """Source file of an importable module, None when it is not a Python source module."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = getattr(spec, "origin", None)
+    return Path(origin) if origin and origin.endswith(".py") else None
+
+
+def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
+    """Absolute names of the modules (and of `from m import x` candidates `m.x`) a syntax tree imports."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = module.split(".")[: len(module.split(".")) - node.level + is_package]
+                base = ".".join([*parts, base] if base else parts)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@cache
+def _parsed(path: Path, module: str, stamp: tuple[int, int]) -> tuple[str, frozenset[str]]:
+    """(dump of the syntax tree, imported names) of one file version; `stamp` keys the cache on edits."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return ast.dump(tree), frozenset(_imports(tree, module, path.name == "__init__.py"))
+
+
+def module_closure(module: str, packages: Iterable[str] = PROJECT_PACKAGES) -> dict[str, Path]:
+    """The module and every module of `packages` it imports, directly or not: name -> source file."""
+    roots = tuple(packages)
+    found: dict[str, Path] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in found or not (name == module or name.split(".")[0] in roots):
+            continue
+        path = module_path(name)
+        if path is None:
+            continue
+        found[name] = path
+        todo.extend(_parsed(path, name, _stamp(path))[1])
+    return found
+
+
+def _package_data(path: Path) -> list[Path]:
+    """Data files shipped inside a package (only for its `__init__.py`)."""
+    if path.name != "__init__.py":
+        return []
+    return sorted(p for p in path.parent.rglob("*") if p.suffix in DATA_SUFFIXES and p.is_file())
+
+
+def source_digest(modules: dict[str, Path]) -> str:
+    """sha256 over each module's syntax tree and its package's data files, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(modules):
+        path = modules[name]
+        digest.update(f"{name}\n{_parsed(path, name, _stamp(path))[0]}\n".encode())
+        for data in _package_data(path):
+            digest.update(f"{data.relative_to(path.parent)}\n".encode() + data.read_bytes() + b"\n")
+    return digest.hexdigest()
+
+
+@cache
+def module_digest(module: str, packages: tuple[str, ...] = PROJECT_PACKAGES) -> str:
+    """Digest of a module's import closure, computed once per process (a code location reload is a new one)."""
+    return source_digest(module_closure(module, packages))
+
+
+def compute_modules(assets_def: dg.AssetsDefinition) -> set[str]:
+    """Modules whose functions compute the assets (one for an op, several for a graph)."""
+    node = assets_def.node_def
+    ops = node.iterate_op_defs() if isinstance(node, dg.GraphDefinition) else [node]
+    modules = set()
+    for op in ops:
+        function = getattr(op.compute_fn, "decorated_fn", op.compute_fn)
+        modules.add(function.__module__)
+    return modules
+
+
+def derived_version(declared: str | None, digests: Iterable[str]) -> str:
+    """`<declared>+<digest>`: a manual bump still shows, the digest follows the code."""
+    combined = hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()[:DIGEST_CHARS]
+    return f"{declared or '0'}+{combined}"
+
+
+def with_derived_code_versions(
+    assets_def: dg.AssetsDefinition, packages: tuple[str, ...] = PROJECT_PACKAGES
+) -> dg.AssetsDefinition:
+    """The assets definition with every asset's code version derived from its source."""
+    if not assets_def.is_executable:
+        return assets_def
+    digests = [module_digest(module, packages) for module in sorted(compute_modules(assets_def))]
+    return assets_def.map_asset_specs(
+        lambda spec: spec.replace_attributes(code_version=derived_version(spec.code_version, digests))
+    )

@@ -1,0 +1,1 @@
+"""Torch side of the concept dictionaries: hidden-state capture, steering hooks and the TopK SAE."""

@@ -1,0 +1,1 @@
+"""Tiny Mixtral-class MoE: pretraining, expert utilities, the upcycling operator and continued pretraining."""
