@@ -26,10 +26,13 @@ models_under_test = dg.DynamicPartitionsDefinition(name="models_under_test")
 
 # One partition per expert-upcycling strategy (`assets/moe`): uniform copying, greedy by each utility,
 # softmax sampling by the Fisher utility. Configuration (`ASSAY_MOE_STRATEGIES`, comma-separated),
-# read when the code location loads; `ops.moe.selection.parse_strategy` validates the keys.
+# read when the code location loads; `ops.moe.selection.parse_strategy` validates the keys. The local
+# profile keeps three (the baseline, the reference code's default utility and Fisher) to fit `make run`.
+ALL_MOE_STRATEGIES = "uniform,greedy-weight_norm,greedy-saliency,greedy-grad_sq,greedy-fisher,softmax-fisher"
+LOCAL_MOE_STRATEGIES = "uniform,greedy-weight_norm,greedy-fisher"
 MOE_STRATEGIES = (
     os.environ.get("ASSAY_MOE_STRATEGIES")
-    or "uniform,greedy-weight_norm,greedy-saliency,greedy-grad_sq,greedy-fisher,softmax-fisher"
+    or (LOCAL_MOE_STRATEGIES if os.environ.get("ASSAY_PROFILE", "local") == "local" else ALL_MOE_STRATEGIES)
 ).split(",")
 upcycling_strategies = dg.StaticPartitionsDefinition([key.strip() for key in MOE_STRATEGIES if key.strip()])
 

@@ -182,7 +182,7 @@ def _scale(profile: str) -> ScaleResource:
         rl_sft_steps=int(_env("ASSAY_RL_SFT_STEPS", "2" if local else "200")),
         rl_sft_batch_size=int(_env("ASSAY_RL_SFT_BATCH", "2" if local else "8")),
         rl_sft_examples=int(_env("ASSAY_RL_SFT_EXAMPLES", "4" if local else "0")),
-        rl_grpo_steps=int(_env("ASSAY_RL_GRPO_STEPS", "2" if local else "100")),
+        rl_grpo_steps=int(_env("ASSAY_RL_GRPO_STEPS", "1" if local else "100")),
         rl_prompts_per_step=int(_env("ASSAY_RL_PROMPTS_PER_STEP", "2" if local else "8")),
         rl_generations=int(_env("ASSAY_RL_GENERATIONS", "2" if local else "8")),
         rl_max_completion_tokens=int(_env("ASSAY_RL_COMPLETION_TOKENS", "24" if local else "256")),

@@ -179,6 +179,9 @@ def test_scores_pair_seeds_against_the_random_baseline():
     assert row["delta_vs_none"] == pytest.approx(-0.1)
     final = pass2_table(table, table.clear())
     assert final["chosen"].to_list() == [True]
+    no_filter = score_filters(runs, filters, kinds=("none",))
+    fallback = pass2_table(table.clear(), table.clear(), no_filter)  # no single filter had a usable yield
+    assert fallback["name"].to_list() == ["none"] and fallback["chosen"].to_list() == [True]
     assert proxy_compute(7, 4, 4, 2, 1000) == {
         "two_pass_runs": 11,
         "two_pass_tokens": 22_000,

@@ -33,7 +33,7 @@ class ElasticNetSpec:
     alpha: float = DEFAULT_ALPHA
     tau: float = DEFAULT_TAU
     max_iter: int = 2000
-    tol: float = 1e-6
+    tol: float = 1e-4
 
     def __post_init__(self) -> None:
         if self.alpha <= 0 or not 0 <= self.tau <= 1:
@@ -57,7 +57,12 @@ def decompose(activations: np.ndarray, dictionary: np.ndarray, spec: ElasticNetS
     activations = np.atleast_2d(activations)
     alpha, l1_ratio = sklearn_penalty(spec, dictionary.shape[1])
     model = ElasticNet(
-        alpha=alpha, l1_ratio=l1_ratio, fit_intercept=False, max_iter=spec.max_iter, tol=spec.tol, selection="cyclic"
+        alpha=alpha,
+        l1_ratio=l1_ratio,
+        fit_intercept=False,
+        max_iter=spec.max_iter,
+        tol=spec.tol,
+        precompute=True,  # Gram-matrix coordinate descent: [concepts, concepts] instead of [d, concepts] per sweep
     )
     # X = D ([d, concepts]); each activation is one target column, solved independently.
     model.fit(dictionary.T.astype(np.float64), activations.T.astype(np.float64))
