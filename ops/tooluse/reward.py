@@ -59,7 +59,7 @@ class Deviation(StrEnum):
     EXACT_BOOL = "exact_bool"
 
 
-# Why each deviation exists (docs/sections/issue18.md tabulates them with their measured counts).
+# Why each deviation exists (docs/tooluse-bfcl.md tabulates them with their measured counts).
 DEVIATION_REASONS: dict[Deviation, str] = {
     Deviation.EXTRA_FORMATS: "JSON tool calls, <tool_call> blocks, code fences and one call per line are read "
     "(BFCL's prompting decoder reads only a Python list of calls); prose is 'no call', not a parse failure.",

@@ -1,6 +1,6 @@
 """The one RL trainer: SFT, GRPO and GSPO on TRL with PEFT LoRA, domain-agnostic.
 
-Public API (see docs/sections/issue10.md):
+Public API (see docs/training.md):
 - `config`: `PolicyConfig`, `LoraSettings`, `SFTSettings`, `GRPOSettings` (mode "grpo" | "gspo").
 - `trainer`: `train_sft`, `train_grpo`, `TrainingResult`, `NonFiniteLossError`, `finite_metrics`.
 - `rewards`: `SafeReward` (a reward that raises or returns None/NaN scores 0 and is counted).
