@@ -16,12 +16,13 @@ def files_version(files: dict[str, bytes]) -> str:
 def model_result(
     context: dg.AssetExecutionContext, store: ArtifactStore, files: dict[str, bytes], metadata: dict
 ) -> dg.MaterializeResult:
-    """Store a model's files as one version and report it as the asset's data version."""
+    """Store a model's files as one version of the asset (partition) and report it as the data version."""
     version = files_version(files)
+    partition = context.partition_key if context.has_partition_key else None
     key = context.asset_key
     _, written = store.write_files(
         key.path,
-        None,
+        partition,
         version,
         files,
         provenance={"code_version": context.assets_def.code_versions_by_key.get(key), "run_id": context.run_id},
@@ -30,7 +31,7 @@ def model_result(
         data_version=dg.DataVersion(version),
         metadata={
             ARTIFACT_VERSION: version,
-            ARTIFACT_PATH: dg.MetadataValue.path(str(store.folder(key.path, None, version))),
+            ARTIFACT_PATH: dg.MetadataValue.path(str(store.folder(key.path, partition, version))),
             "artifact_written": written,
             "files": ", ".join(sorted(files)),
             **metadata,
@@ -40,9 +41,17 @@ def model_result(
 
 def load_model_files(instance: dg.DagsterInstance, store: ArtifactStore, key: str) -> dict[str, bytes]:
     """The files of the version that the model asset's latest materialization recorded."""
+    return load_model_version(instance, store, key)[1]
+
+
+def load_model_version(
+    instance: dg.DagsterInstance, store: ArtifactStore, key: str, partition: str | None = None
+) -> tuple[str, dict[str, bytes]]:
+    """The version and files that a model asset (partition)'s latest materialization recorded."""
     asset_key = dg.AssetKey(key)
-    version = recorded_version(latest_materialization(instance, asset_key, None))
+    version = recorded_version(latest_materialization(instance, asset_key, partition))
     if version is None:
-        raise dg.DagsterInvariantViolationError(f"{key} has no recorded model version: materialize it first")
-    manifest = store.manifest(asset_key.path, None, version)
-    return {name: store.read_file(asset_key.path, None, version, name) for name in manifest.files}
+        where = f" partition {partition!r}" if partition else ""
+        raise dg.DagsterInvariantViolationError(f"{key}{where} has no recorded model version: materialize it first")
+    manifest = store.manifest(asset_key.path, partition, version)
+    return version, {name: store.read_file(asset_key.path, partition, version, name) for name in manifest.files}

@@ -7,7 +7,8 @@ import math
 import dagster as dg
 import polars as pl
 
-from assets.moe.store import HISTORY_FILE, load_files, read_parquet_file
+from assets.models import load_model_version
+from assets.moe.store import HISTORY_FILE, read_parquet_file
 from assets.moe.training import BASE_KEY
 from assets.moe.upcycling import SOURCES_FILE
 from ops.common.expectations import between, columns_exist, in_set, not_null, row_count_between, unique
@@ -101,7 +102,7 @@ def moe_corpus_quarantine_valid(moe_corpus_quarantine: pl.DataFrame, quality: Qu
 def moe_base_checkpoint_valid(
     context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, quality: QualityResource
 ) -> dg.AssetCheckResult:
-    _, files = load_files(context.instance, artifact_store.get_store(), BASE_KEY)
+    _, files = load_model_version(context.instance, artifact_store.get_store(), BASE_KEY)
     base, curve = load_checkpoint(files), read_parquet_file(files, HISTORY_FILE)
     base.model()  # raises if the weights do not fit the config
     named = {name for name, _ in base.model().named_parameters()}
@@ -129,7 +130,7 @@ def expert_utilities_valid(
     artifact_store: ArtifactStoreResource,
     quality: QualityResource,
 ) -> dg.AssetCheckResult:
-    config = load_checkpoint(load_files(context.instance, artifact_store.get_store(), BASE_KEY)[1]).config
+    config = load_checkpoint(load_model_version(context.instance, artifact_store.get_store(), BASE_KEY)[1]).config
     expected = config.num_hidden_layers * config.num_local_experts * 2
     suite = [
         *columns_exist(["layer", "expert", "fc", *METRICS]),
@@ -158,8 +159,8 @@ def upcycled_checkpoints_valid(
     quality: QualityResource,
 ) -> dg.AssetCheckResult:
     store, strategy = artifact_store.get_store(), parse_strategy(context.partition_key)
-    base = load_checkpoint(load_files(context.instance, store, BASE_KEY)[1])
-    _, files = load_files(context.instance, store, "upcycled_checkpoints", context.partition_key)
+    base = load_checkpoint(load_model_version(context.instance, store, BASE_KEY)[1])
+    _, files = load_model_version(context.instance, store, "upcycled_checkpoints", context.partition_key)
     upcycled, sources = load_checkpoint(files), json.loads(files[SOURCES_FILE])
     windows = validation_windows(
         split_stream(moe_pretraining_corpus, "validation"), base.config.max_position_embeddings, 8
@@ -199,8 +200,8 @@ def upcycling_cpt_valid(
     context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, quality: QualityResource
 ) -> dg.AssetCheckResult:
     store = artifact_store.get_store()
-    _, upcycled_files = load_files(context.instance, store, "upcycled_checkpoints", context.partition_key)
-    _, files = load_files(context.instance, store, "upcycling_cpt", context.partition_key)
+    _, upcycled_files = load_model_version(context.instance, store, "upcycled_checkpoints", context.partition_key)
+    _, files = load_model_version(context.instance, store, "upcycling_cpt", context.partition_key)
     trained, curve = load_checkpoint(files), read_parquet_file(files, HISTORY_FILE)
     trained.model()  # raises if the weights do not fit the config
     upcycled = load_checkpoint(upcycled_files)
@@ -221,7 +222,7 @@ def upcycling_cpt_valid(
 def upcycling_baselines_valid(
     context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource, quality: QualityResource
 ) -> dg.AssetCheckResult:
-    _, files = load_files(context.instance, artifact_store.get_store(), "upcycling_baselines")
+    _, files = load_model_version(context.instance, artifact_store.get_store(), "upcycling_baselines")
     curve = read_parquet_file(files, HISTORY_FILE)
     suite = [*_curve_suite(), in_set("run", [KEEP_E_RUN, SCRATCH_RUN])]
     keep = load_checkpoint(

@@ -5,7 +5,8 @@ import json
 import dagster as dg
 import polars as pl
 
-from assets.moe.store import GROUP, HISTORY_FILE, load_files, read_parquet_file
+from assets.models import load_model_version
+from assets.moe.store import GROUP, HISTORY_FILE, read_parquet_file
 from assets.moe.training import BASE_KEY
 from assets.moe.upcycling import EXPERT_LOAD_FILE
 from assets.outputs import frame_output, markdown_table, png_metadata
@@ -19,7 +20,7 @@ from resources.artifact_store import ArtifactStoreResource
 def _strategy_outputs(context: dg.AssetExecutionContext, store) -> tuple[list[pl.DataFrame], dict[str, list]]:
     curves, loads = [], {}
     for strategy in upcycling_strategies.get_partition_keys():
-        _, files = load_files(context.instance, store, "upcycling_cpt", strategy)
+        _, files = load_model_version(context.instance, store, "upcycling_cpt", strategy)
         curves.append(read_parquet_file(files, HISTORY_FILE))
         loads[strategy] = json.loads(files[EXPERT_LOAD_FILE])
     return curves, loads
@@ -46,9 +47,9 @@ def upcycling_report(context: dg.AssetExecutionContext, artifact_store: Artifact
     tokens to reach the from-scratch loss and the compute saved, expert-load entropy and the cosine
     between duplicated experts at the start and end of CPT; charts of the curves with the upcycling point."""
     store = artifact_store.get_store()
-    base_curve = read_parquet_file(load_files(context.instance, store, BASE_KEY)[1], HISTORY_FILE)
+    base_curve = read_parquet_file(load_model_version(context.instance, store, BASE_KEY)[1], HISTORY_FILE)
     strategy_curves, loads = _strategy_outputs(context, store)
-    baselines = read_parquet_file(load_files(context.instance, store, "upcycling_baselines")[1], HISTORY_FILE)
+    baselines = read_parquet_file(load_model_version(context.instance, store, "upcycling_baselines")[1], HISTORY_FILE)
     curves = pl.concat([base_curve, baselines, *strategy_curves])
     report = build_report(curves)
     upcycling_point = int(base_curve["tokens"].max())

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import dagster as dg
 import polars as pl
 
-from assets.moe.store import GROUP, HISTORY_FILE, files_result, load_files, parquet_bytes, work_dir
+from assets.models import load_model_version, model_result
+from assets.moe.store import GROUP, HISTORY_FILE, parquet_bytes, work_dir
 from assets.outputs import frame_output, markdown_table
 from ops.common.versioning import frame_version
 from ops.moe.corpus import split_stream
@@ -115,7 +116,7 @@ def moe_base_checkpoint(
     files = checkpoint_files(result.checkpoint) | {HISTORY_FILE: parquet_bytes(curve_frame(result.history, BASE_RUN))}
     parameters = sum(t.numel() for t in result.checkpoint.weights.values())
     metadata = {**run_metadata(result), "experts": shape.experts, "top_k": shape.top_k, "parameters": parameters}
-    return files_result(context, artifact_store.get_store(), files, metadata)
+    return model_result(context, artifact_store.get_store(), files, metadata)
 
 
 class UtilityConfig(dg.Config):
@@ -136,7 +137,7 @@ def expert_utilities(
     """Per layer, expert and FC matrix of the base model: ||W||, saliency ||W||*||g||, ||g||^2 and the
     approximate Fisher ||g||^2 / (||v|| + eps) (g: mean gradient on calibration batches, v: Adam's
     second moment stored with the base checkpoint)."""
-    _, files = load_files(context.instance, artifact_store.get_store(), BASE_KEY)
+    _, files = load_model_version(context.instance, artifact_store.get_store(), BASE_KEY)
     base = load_checkpoint(files)
     stream, seq_len = split_stream(moe_pretraining_corpus, "train"), base.config.max_position_embeddings
     batches = [batch_at(stream, i, config.batch_size, seq_len, config.seed) for i in range(config.calibration_batches)]
@@ -154,7 +155,7 @@ def upcycling_baselines(
 ) -> dg.MaterializeResult:
     """The two reference runs of the upcycling report: the E-expert base trained on for the CPT budget
     (L_E), and an mE-expert model of the same shape trained from scratch for base + CPT tokens (L_mE)."""
-    base_version, files = load_files(context.instance, artifact_store.get_store(), BASE_KEY)
+    base_version, files = load_model_version(context.instance, artifact_store.get_store(), BASE_KEY)
     base = load_checkpoint(files)
     experts = base.config.num_local_experts
     factor = check_expansion(experts, base.config.num_experts_per_tok, scale.moe_expansion_factor)
@@ -183,7 +184,7 @@ def upcycling_baselines(
     curves = pl.concat([curve_frame(keep.history, KEEP_E_RUN), curve_frame(scratch.history, SCRATCH_RUN)])
     files = {f"{KEEP_E_RUN}.{name}": data for name, data in checkpoint_files(keep.checkpoint).items()}
     files |= {f"{SCRATCH_RUN}.{name}": data for name, data in checkpoint_files(scratch.checkpoint).items()}
-    return files_result(
+    return model_result(
         context,
         artifact_store.get_store(),
         files | {HISTORY_FILE: parquet_bytes(curves)},

@@ -6,7 +6,8 @@ from dataclasses import asdict
 import dagster as dg
 import polars as pl
 
-from assets.moe.store import GROUP, HISTORY_FILE, files_result, load_files, parquet_bytes, work_dir
+from assets.models import load_model_version, model_result
+from assets.moe.store import GROUP, HISTORY_FILE, parquet_bytes, work_dir
 from assets.moe.training import BASE_KEY, MoETrainingConfig, log_eval, run_metadata
 from ops.moe.corpus import split_stream
 from ops.moe.selection import check_expansion, parse_strategy, plan_sources
@@ -52,7 +53,7 @@ def upcycled_checkpoints(
     moments) copied, router rows copied with noise (HF routers have no bias), top-K held; with the
     measured deviation from the base model's output on validation windows."""
     strategy = parse_strategy(context.partition_key)
-    _, files = load_files(context.instance, artifact_store.get_store(), BASE_KEY)
+    _, files = load_model_version(context.instance, artifact_store.get_store(), BASE_KEY)
     base = load_checkpoint(files)
     factor = check_expansion(base.config.num_local_experts, base.config.num_experts_per_tok, scale.moe_expansion_factor)
     sources = plan_sources(
@@ -73,7 +74,7 @@ def upcycled_checkpoints(
         "top_k": upcycled.config.num_experts_per_tok,
         "sources": json.dumps(sources),
     }
-    return files_result(context, artifact_store.get_store(), files, metadata)
+    return model_result(context, artifact_store.get_store(), files, metadata)
 
 
 @dg.asset(
@@ -93,7 +94,7 @@ def upcycling_cpt(
     """Continued pretraining of this strategy's upcycled model for `scale.moe_cpt_tokens` tokens with
     its inherited Adam state; the curve tracks validation loss, expert-load entropy and the cosine
     between duplicated experts and their sources (symmetry breaking). Resumes after a kill."""
-    version, files = load_files(
+    version, files = load_model_version(
         context.instance, artifact_store.get_store(), "upcycled_checkpoints", context.partition_key
     )
     upcycled, sources = load_checkpoint(files), json.loads(files[SOURCES_FILE])
@@ -118,4 +119,4 @@ def upcycling_cpt(
         "duplicate_cosine_end": round(result.history[-1].duplicate_cosine, 4),
         "load_entropy_end": round(result.history[-1].load_entropy, 4),
     }
-    return files_result(context, artifact_store.get_store(), files, metadata)
+    return model_result(context, artifact_store.get_store(), files, metadata)
