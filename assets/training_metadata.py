@@ -10,6 +10,8 @@ import polars as pl
 
 from assets.outputs import markdown_table, png_metadata
 from ops.common.plots import line_png
+from resources.scale import ScaleResource
+from training.rl.config import PolicyConfig
 from training.rl.trainer import TrainingResult
 
 _CURVES = ("reward_mean", "reward_std", "zero_variance_share", "kl", "loss")
@@ -64,3 +66,14 @@ def policy_base(configured: str) -> str:
     from ops.common.packaged_models import smollm2_model_path
 
     return configured or str(smollm2_model_path())
+
+
+def policy_config(scale: ScaleResource) -> PolicyConfig:
+    """The profile's policy for the shared trainer: its base, device, dtype (bfloat16 on CUDA) and vLLM switch."""
+    on_gpu = scale.training_device.startswith("cuda")
+    return PolicyConfig(
+        base_model=policy_base(scale.rl_base_model),
+        device=scale.training_device,
+        dtype="bfloat16" if on_gpu else "float32",
+        use_vllm=scale.rl_use_vllm,
+    )

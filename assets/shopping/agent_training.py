@@ -10,7 +10,7 @@ import polars as pl
 from assets.models import load_model_files, model_result
 from assets.outputs import frame_output, markdown_table, png_metadata
 from assets.shopping.catalog import GROUP
-from assets.training_metadata import policy_base, training_metadata, work_dir
+from assets.training_metadata import policy_config, training_metadata, work_dir
 from ops.common.expectations import between, columns_exist, in_set, not_null
 from ops.common.plots import grouped_bar_png
 from ops.common.versioning import frame_version
@@ -25,7 +25,7 @@ from resources.io_manager import materialized_partition_files
 from resources.quality import QualityResource
 from resources.scale import ScaleResource
 from training.rl.card import TRAINING_RECORD, adapter_files
-from training.rl.config import GRPOSettings, PolicyConfig
+from training.rl.config import GRPOSettings
 from training.rl.integrity import adapter_problems
 from training.rl.policy import PolicyClient, load_policy
 from training.rl.trainer import fingerprint, train_grpo
@@ -70,13 +70,6 @@ def _sandboxes(stack: ExitStack, events: pl.DataFrame, products: pl.DataFrame, c
     }
 
 
-def _policy(scale: ScaleResource) -> PolicyConfig:
-    base = policy_base(scale.rl_base_model)
-    on_gpu = scale.training_device.startswith("cuda")
-    dtype = "bfloat16" if on_gpu else "float32"
-    return PolicyConfig(base_model=base, device=scale.training_device, dtype=dtype, use_vllm=scale.rl_use_vllm)
-
-
 @dg.asset(
     group_name=GROUP,
     code_version="1",
@@ -105,7 +98,7 @@ def customer_agent_grpo(
         rows = agent_prompts(dataset, schema.__getitem__, max_steps, TRAIN, config.heldout_share, config.seed)
         rows = rows[: scale.rl_grpo_steps * scale.rl_prompts_per_step]
         settings = GRPOSettings(
-            _policy(scale),
+            policy_config(scale),
             mode=config.mode,  # type: ignore[arg-type]
             max_steps=scale.rl_grpo_steps,
             prompts_per_step=scale.rl_prompts_per_step,
@@ -149,7 +142,7 @@ def customer_agent_rl_eval(
     adapter = load_model_files(context.instance, artifact_store.get_store(), "customer_agent_grpo")
     max_steps = config.max_steps or scale.customer_agent_max_steps
     customers = _customers(dataset, HELDOUT, config)
-    policy = _policy(scale)
+    policy = policy_config(scale)
     clients = {
         "base": PolicyClient(load_policy(policy), "base"),
         "trained": PolicyClient(load_policy(policy, adapter), "trained"),

@@ -10,7 +10,7 @@ from assets.models import files_version, load_model_files, model_result
 from assets.outputs import frame_output, markdown_table, png_metadata
 from assets.tooluse.evaluation import RL_ENVIRONMENT_FILE
 from assets.tooluse.specs import GROUP
-from assets.training_metadata import policy_base, training_metadata, work_dir
+from assets.training_metadata import policy_config, training_metadata, work_dir
 from ops.common.expectations import between, columns_exist, in_set, not_null
 from ops.common.plots import grouped_bar_png
 from ops.common.text import sha256_hex
@@ -35,7 +35,7 @@ from resources.artifact_store import ArtifactStoreResource
 from resources.quality import QualityResource
 from resources.scale import ScaleResource
 from training.rl.card import TRAINING_RECORD, adapter_files
-from training.rl.config import GRPOSettings, PolicyConfig, SFTSettings
+from training.rl.config import GRPOSettings, SFTSettings
 from training.rl.integrity import adapter_problems
 from training.rl.policy import PolicyClient, load_policy, write_adapter
 from training.rl.trainer import fingerprint, train_grpo, train_sft
@@ -52,17 +52,6 @@ class ToolPolicyTrainingConfig(dg.Config):
     heldout_share: float = 0.25
     seed: int = 0
     mode: str = "grpo"
-
-
-def _policy(scale: ScaleResource) -> PolicyConfig:
-    base = policy_base(scale.rl_base_model)
-    on_gpu = scale.training_device.startswith("cuda")
-    return PolicyConfig(
-        base_model=base,
-        device=scale.training_device,
-        dtype="bfloat16" if on_gpu else "float32",
-        use_vllm=scale.rl_use_vllm,
-    )
 
 
 def _split(config: ToolPolicyTrainingConfig) -> ToolSplit:
@@ -88,7 +77,7 @@ def tool_policy_sft(
     )
     examples = sft_rows(train)
     settings = SFTSettings(
-        _policy(scale),
+        policy_config(scale),
         max_steps=scale.rl_sft_steps,
         batch_size=scale.rl_sft_batch_size,
         save_steps=max(1, scale.rl_sft_steps // 10),
@@ -132,7 +121,7 @@ def tool_policy_grpo(
     limit = scale.rl_grpo_steps * scale.rl_prompts_per_step
     rows = shortest_rows(grpo_rows(lines, train_ids), limit, scale.rl_max_prompt_chars)
     settings = GRPOSettings(
-        _policy(scale),
+        policy_config(scale),
         mode=config.mode,  # type: ignore[arg-type]
         max_steps=scale.rl_grpo_steps,
         prompts_per_step=scale.rl_prompts_per_step,
@@ -201,7 +190,7 @@ def tool_policy_checkpoint_eval(
     sample = pl.concat([shortest(group, per_category, 0) for _, group in heldout.group_by("category")]).sort(
         "trajectory_id"
     )
-    policy = _policy(scale)
+    policy = policy_config(scale)
     clients = {
         "base": PolicyClient(load_policy(policy), "base"),
         "sft": PolicyClient(load_policy(policy, adapters["sft"]), "sft"),
