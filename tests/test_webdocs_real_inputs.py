@@ -257,3 +257,10 @@ def test_repeated_ngram_walk_matches_datatrove():
         tokens = words(text)
         for n in range(5, 11):
             assert _repeated_ngram_chars(tokens, n) == _datatrove_find_all_duplicate(tokens, n), (text[:40], n)
+
+
+def test_run_config_defaults_are_the_ops_defaults():
+    """The `web_docs` run config mirrors `QualityRules` field by field: its defaults must not drift."""
+    from assets.webdocs.intake import WebDocsQualityConfig
+
+    assert WebDocsQualityConfig().rules() == QualityRules()
