@@ -7,7 +7,7 @@ import polars as pl
 
 from assets.models import load_model_files
 from ops.common.expectations import between, columns_exist, in_set, not_null, unique
-from ops.common.quarantine import QUARANTINE_SCHEMA, ROWS_ACCOUNTED
+from ops.common.quarantine import ROWS_ACCOUNTED, quarantine_suite
 from ops.concepts.atoms import ANNOTATIONS_SCHEMA, ORIGINS
 from ops.concepts.dictionary import load_dictionary, norm_violations
 from ops.concepts.stimuli import SOURCES, SPLITS, STIMULI_REASONS, STIMULI_SCHEMA
@@ -170,7 +170,7 @@ def _quarantine_check(asset: str, reasons: tuple[str, ...]) -> dg.AssetChecksDef
         asset=asset, name=f"{asset}_valid", blocking=True, description="Quarantine rows with a known reason."
     )
     def check(frame: pl.DataFrame, quality: QualityResource) -> dg.AssetCheckResult:
-        suite = [*columns_exist(list(QUARANTINE_SCHEMA)), not_null("record_id"), in_set("reason", reasons)]
+        suite = quarantine_suite(reasons)
         return quality.validate(frame, asset, suite).to_check_result()
 
     return check

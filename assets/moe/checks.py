@@ -12,7 +12,7 @@ from assets.moe.store import HISTORY_FILE, read_parquet_file
 from assets.moe.training import BASE_KEY
 from assets.moe.upcycling import SOURCES_FILE
 from ops.common.expectations import between, columns_exist, in_set, not_null, row_count_between, unique
-from ops.common.quarantine import QUARANTINE_SCHEMA, ROWS_ACCOUNTED
+from ops.common.quarantine import ROWS_ACCOUNTED, quarantine_suite
 from ops.moe.corpus import CORPUS_SCHEMA, REASONS, SPLITS, split_stream
 from ops.moe.report import CURVE_SCHEMA, KEEP_E_RUN, REPORT_SCHEMA, SCRATCH_RUN
 from ops.moe.selection import MAX_DUPLICATES, METRICS, duplicate_counts, parse_strategy
@@ -84,12 +84,7 @@ def moe_pretraining_corpus_valid(
     description="Every quarantined document has an id, a known reason code and a detail.",
 )
 def moe_corpus_quarantine_valid(moe_corpus_quarantine: pl.DataFrame, quality: QualityResource) -> dg.AssetCheckResult:
-    suite = [
-        *columns_exist(list(QUARANTINE_SCHEMA)),
-        unique("record_id"),
-        in_set("reason", REASONS),
-        not_null("detail"),
-    ]
+    suite = [*quarantine_suite(REASONS), unique("record_id"), not_null("detail")]
     return quality.validate(moe_corpus_quarantine, "moe_corpus_quarantine", suite).to_check_result()
 
 

@@ -10,7 +10,7 @@ from assets.outputs import frame_output, markdown_table, png_metadata
 from assets.tooluse.specs import GROUP
 from ops.common.expectations import between, columns_exist, in_set, not_null, unique
 from ops.common.plots import grouped_bar_png
-from ops.common.quarantine import QUARANTINE_SCHEMA, ROWS_ACCOUNTED
+from ops.common.quarantine import ROWS_ACCOUNTED, quarantine_suite
 from ops.tooluse.multi_turn import MultiTurnError, load_multi_turn
 from ops.tooluse.multi_turn_policy import play
 from ops.tooluse.multi_turn_tables import (
@@ -97,12 +97,7 @@ def bfcl_multi_turn_tasks_valid(
 def bfcl_multi_turn_tasks_quarantine_valid(
     bfcl_multi_turn_tasks_quarantine: pl.DataFrame, quality: QualityResource
 ) -> dg.AssetCheckResult:
-    suite = [
-        *columns_exist(list(QUARANTINE_SCHEMA)),
-        not_null("record_id"),
-        not_null("detail"),
-        in_set("reason", list(TASK_REJECTIONS)),
-    ]
+    suite = [*quarantine_suite(TASK_REJECTIONS), not_null("detail")]
     return quality.validate(
         bfcl_multi_turn_tasks_quarantine, "bfcl_multi_turn_tasks_quarantine", suite
     ).to_check_result()

@@ -12,7 +12,7 @@ import polars as pl
 from assets.models import load_model_files
 from assets.translation.policy import DECISIONS_FILE
 from ops.common.expectations import between, columns_exist, in_set, not_null, row_count_between, unique
-from ops.common.quarantine import QUARANTINE_SCHEMA, ROWS_ACCOUNTED
+from ops.common.quarantine import ROWS_ACCOUNTED, quarantine_suite
 from ops.translation.cipher import numbers_preserved
 from ops.translation.languages import TIERS
 from ops.translation.pareto import POINT_SCHEMA
@@ -199,10 +199,6 @@ def translation_pareto_valid(translation_pareto: pl.DataFrame, quality: QualityR
     )
 
 
-def _quarantine_suite(reasons: tuple[str, ...]) -> list:
-    return [*columns_exist(list(QUARANTINE_SCHEMA)), not_null("record_id"), in_set("reason", list(reasons))]
-
-
 @dg.asset_check(
     asset="multilingual_tasks_quarantine",
     blocking=True,
@@ -212,7 +208,7 @@ def multilingual_tasks_quarantine_valid(
     multilingual_tasks_quarantine: pl.DataFrame, quality: QualityResource
 ) -> dg.AssetCheckResult:
     return quality.validate(
-        multilingual_tasks_quarantine, "multilingual_tasks_quarantine", _quarantine_suite(TASK_REASONS)
+        multilingual_tasks_quarantine, "multilingual_tasks_quarantine", quarantine_suite(TASK_REASONS)
     ).to_check_result()
 
 
@@ -225,5 +221,5 @@ def translated_tasks_quarantine_valid(
     translated_tasks_quarantine: pl.DataFrame, quality: QualityResource
 ) -> dg.AssetCheckResult:
     return quality.validate(
-        translated_tasks_quarantine, "translated_tasks_quarantine", _quarantine_suite(TRANSLATION_REASONS)
+        translated_tasks_quarantine, "translated_tasks_quarantine", quarantine_suite(TRANSLATION_REASONS)
     ).to_check_result()

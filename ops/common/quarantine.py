@@ -15,6 +15,8 @@ from typing import Any
 
 import polars as pl
 
+from ops.common.expectations import ExpectationSpec, columns_exist, in_set, not_null
+
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "record_id": pl.String,
     "reason": pl.String,
@@ -97,3 +99,8 @@ def excerpt(raw: Any, limit: int = EXCERPT_CHARS) -> str:
         return ""
     text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False, default=str, sort_keys=True)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quarantine_suite(reasons: Sequence[str]) -> list[ExpectationSpec]:
+    """The expectations every quarantine table meets: the shared schema, a named record, a known reason code."""
+    return [*columns_exist(list(QUARANTINE_SCHEMA)), not_null("record_id"), in_set("reason", list(reasons))]
