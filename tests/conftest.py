@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +17,9 @@ SAMPLES = REPO_ROOT / "samples"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# One dequantized copy of the packaged GGUF for the whole suite (and across runs on one machine): every test
+# that loads SmolLM2 into torch reads it in seconds instead of dequantizing for minutes.
+os.environ.setdefault("ASSAY_MODEL_CACHE", str(Path(tempfile.gettempdir()) / "assay-test-model-cache"))
 
 
 @pytest.fixture

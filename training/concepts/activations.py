@@ -8,9 +8,6 @@ says so. A pooled vector with NaN or inf is quarantined by the caller, never sto
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -20,7 +17,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 import torch
-from safetensors.torch import save_model
 
 from ops.common.quarantine import Rejected, Split, split
 
@@ -136,39 +132,21 @@ def load_model(model: str, device: str = "cpu", dtype: str = "float32", cache_di
     a loaded CPU, reading the folder seconds.
     """
     from ops.common.packaged_models import smollm2_model_path
-    from training.webdocs.generative_student import GenerativeConfig, load_base_model, load_tokenizer
+    from training.webdocs.generative_student import (
+        GenerativeConfig,
+        dequantized_folder,
+        load_base_model,
+        load_tokenizer,
+    )
 
     source = model or str(smollm2_model_path())
     model_id = Path(source).name if source.endswith(".gguf") else source
     if cache_dir and source.endswith(".gguf"):
-        source = str(_dequantized(Path(source), Path(cache_dir)))
+        source = str(dequantized_folder(Path(source), Path(cache_dir)))
     tokenizer = load_tokenizer(source)
     loaded = load_base_model(GenerativeConfig(base_model=source, device=device, dtype=dtype))
     loaded.eval()
     return loaded, tokenizer, model_id
-
-
-def _dequantized(gguf: Path, cache_dir: Path) -> Path:
-    """A transformers folder of the GGUF's weights under `cache_dir`, written once (renamed into place)."""
-    from training.webdocs.generative_student import GenerativeConfig, load_base_model, load_tokenizer
-
-    target = cache_dir / f"{gguf.stem}-{gguf.stat().st_size}"
-    if (target / "config.json").is_file():
-        return target
-    staging = cache_dir / f".{target.name}.{os.getpid()}"
-    staging.mkdir(parents=True, exist_ok=True)
-    model = load_base_model(GenerativeConfig(base_model=str(gguf)))
-    # transformers marks a GGUF-loaded model as quantized and refuses `save_pretrained`; its weights are
-    # plain float32 after dequantizing, so they are written as safetensors with the config minus that mark.
-    save_model(model, str(staging / "model.safetensors"), metadata={"format": "pt"})
-    config = {key: value for key, value in model.config.to_dict().items() if key != "quantization_config"}
-    (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-    load_tokenizer(str(gguf)).save_pretrained(staging)
-    try:
-        staging.rename(target)
-    except OSError:  # another process finished first: keep theirs
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def token_snippets(

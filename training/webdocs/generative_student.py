@@ -21,6 +21,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -94,12 +96,62 @@ class EncodedExample:
     labels: list[int]
 
 
+MODEL_CACHE_ENV = "ASSAY_MODEL_CACHE"
+
+
+def model_cache_dir() -> Path | None:
+    """Where dequantized GGUF weights are kept: `ASSAY_MODEL_CACHE`, else `$ASSAY_HOME/cache/models`, else none."""
+    explicit = os.environ.get(MODEL_CACHE_ENV)
+    if explicit:
+        return Path(explicit)
+    home = os.environ.get("ASSAY_HOME")
+    return Path(home) / "cache" / "models" if home else None
+
+
 def _pretrained_source(base_model: str, gguf_file: str | None) -> tuple[str, dict[str, str]]:
-    """`from_pretrained` arguments: the folder or id, plus `gguf_file` when the base is a GGUF."""
+    """`from_pretrained` arguments: the folder or id, plus `gguf_file` when the base is a GGUF.
+
+    A GGUF is replaced by its dequantized folder when a model cache is configured (`model_cache_dir`):
+    transformers dequantizes a GGUF on every load (minutes on a loaded CPU), a safetensors folder loads in
+    seconds, and every domain that trains or probes the packaged model shares the one copy.
+    """
     path = Path(base_model)
+    if gguf_file is not None and path.is_dir():
+        path, gguf_file = path / gguf_file, None
     if gguf_file is None and path.suffix == ".gguf" and path.is_file():
+        cache = model_cache_dir()
+        if cache is not None:
+            return str(dequantized_folder(path, cache)), {}
         return str(path.parent), {"gguf_file": path.name}
     return base_model, ({"gguf_file": gguf_file} if gguf_file else {})
+
+
+def dequantized_folder(gguf: Path, cache_dir: Path) -> Path:
+    """A transformers folder (float32 safetensors, config, tokenizer) of the GGUF under `cache_dir`, written once.
+
+    Written into a staging folder and renamed into place, so a reader never sees half a copy and two
+    processes racing keep one. Keyed by file name and size.
+    """
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir / f"{gguf.stem}-{gguf.stat().st_size}"
+    if (target / "config.json").is_file():
+        return target
+    staging = cache_dir / f".{target.name}.{os.getpid()}"
+    staging.mkdir(parents=True, exist_ok=True)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    # transformers marks a GGUF-loaded model as quantized and refuses `save_pretrained`; its weights are
+    # plain float32 after dequantizing, so they are written as safetensors with the config minus that mark.
+    save_model(model, str(staging / "model.safetensors"), metadata={"format": "pt"})
+    config = {key: value for key, value in model.config.to_dict().items() if key != "quantization_config"}
+    (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(staging)
+    try:
+        staging.rename(target)
+    except OSError:  # another process finished first: keep theirs
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def load_tokenizer(base_model: str, gguf_file: str | None = None) -> Any:
