@@ -91,6 +91,29 @@ def available_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def runnable_elsewhere() -> int:
+    """Processes runnable right now besides this one (`procs_running` in /proc/stat; 0 where unknown)."""
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("procs_running "):
+                return max(0, int(line.split()[1]) - 1)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def llama_threads(cores: int | None = None, busy: int | None = None) -> int:
+    """Threads for llama.cpp: the cores nobody else is running on, at least one.
+
+    ggml's threads meet at a barrier after every operation, so on a machine whose cores are taken by
+    other work one descheduled thread stalls the rest: on the shared 2-core machine two threads were
+    10-50x slower than one (README, "Measured here"). On an idle machine every core is used.
+    """
+    cores = available_threads() if cores is None else cores
+    busy = runnable_elsewhere() if busy is None else busy
+    return max(1, min(cores, cores - busy))
+
+
 class LlamaCppBackend:
     """A GGUF model run by llama-cpp-python on the CPU, one request after the other.
 
@@ -106,7 +129,7 @@ class LlamaCppBackend:
     def __init__(self, model_path: Path, n_ctx: int = 2048, n_threads: int = 0) -> None:
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or available_threads()
+        self.n_threads = n_threads or llama_threads()
         self._llama: Any = None
         self._vocab: Any = None
         self._grammars: dict[str, Any] = {}
