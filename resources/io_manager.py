@@ -14,6 +14,7 @@ import polars as pl
 
 from ops.common.versioning import frame_version
 from resources.artifact_store import FRAME_FILE, ArtifactStoreResource
+from resources.object_store import object_store_options
 
 ARTIFACT_VERSION = "artifact_version"
 ARTIFACT_PATH = "artifact_path"
@@ -97,7 +98,8 @@ class VersionedParquetIOManager(dg.ConfigurableIOManager):
             store.manifest(asset_key.path, partition, version)  # raises a clear error if missing
             folders.append(store.folder(asset_key.path, partition, version) / FRAME_FILE)
         if context.dagster_type.typing_type is pl.LazyFrame:
-            return pl.scan_parquet([str(folder) for folder in folders])
+            paths = [str(folder) for folder in folders]
+            return pl.scan_parquet(paths, storage_options=object_store_options(paths[0]) or None)
         frames = []
         for folder in folders:
             with folder.open("rb") as handle:

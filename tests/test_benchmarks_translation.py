@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from benchmarks.translation import _parse_args, run
-from ops.common.llm import ChatRequest, ChatResult
 from tests.test_translation_assets import FakeArithmeticLLM
 from tests.test_translation_ops import FakeCharEmbedder
 
 
-class FakePlainClient:
-    """The scripted arithmetic policy of the asset test, as a plain `LLMClient`."""
-
-    model_id = "fake-arithmetic"
-
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        return FakeArithmeticLLM().chat(requests)
-
-
 def test_benchmark_records_and_figures(tmp_path) -> None:
-    args = _parse_args(["--items", "3", "--samples", "2", "--lambdas", "0", "0.5", "--out", str(tmp_path / "x")])
-    records = {r["record"]: r for r in run(args, FakePlainClient(), FakeCharEmbedder())}
+    args = _parse_args(
+        ["--items", "3", "--samples", "2", "--lambdas", "0", "0.5", "--family-items", "6", "--out", str(tmp_path / "x")]
+    )
+    records = run(args, FakeArithmeticLLM(), FakeCharEmbedder())
+    families = {r["family"]: r for r in records if r["record"] == "family"}
+    # The fake solves every English question; chance is a uniform pick among the question's numbers.
+    assert {f: (r["items"], r["english_accuracy"]) for f, r in families.items()} == {
+        "arithmetic": (6, 1.0),
+        "compare": (6, 1.0),
+        "lookup": (6, 1.0),
+    }
+    assert families["lookup"]["chance"] == round(1 / 3, 4) and families["compare"]["chance"] == 0.5
+    records = {r["record"]: r for r in records}
     assert {"machine", "tool", "rollouts", "pareto_points", "call_rate_by_tier", "pareto_summary", "end"} <= set(
         records
     )

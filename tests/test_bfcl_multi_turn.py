@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator, Sequence
+from functools import cache
 from pathlib import Path
 
 import dagster as dg
@@ -13,7 +14,7 @@ import pytest
 
 pytest.importorskip("bfcl_eval", reason="bfcl-eval (BFCL's API classes) is not installed; make install adds it")
 
-from ops.common.llm import ChatRequest, ChatResult
+from ops.common.llm import ChatRequest
 from ops.tooluse.bfcl_reference import load_reference
 from ops.tooluse.multi_turn import (
     MultiTurnEnvironment,
@@ -25,6 +26,7 @@ from ops.tooluse.multi_turn import (
 )
 from ops.tooluse.multi_turn_policy import play, read_calls
 from ops.tooluse.multi_turn_tables import split_tasks
+from tests.fakes import Answer, FakeLLM, FakeLLMResource
 
 BFCL_DIR = Path(__file__).resolve().parent.parent / "samples" / "bfcl_v3"
 Steps = list[list[list[str]]]
@@ -134,22 +136,17 @@ def test_tasks_without_function_docs_are_quarantined(tmp_path: Path) -> None:
     assert result.kept.height == 0 and set(result.quarantined["reason"]) == {"missing_function_docs"}
 
 
-class FakeReplayLLM:
+class FakeReplayLLM(FakeLLM):
     """Answers each step with the ground truth of the current turn as JSON calls, then with plain text."""
 
-    model_id = "fake-replay"
-
     def __init__(self, tasks: Sequence[MultiTurnTask]) -> None:
+        super().__init__(model_id="fake-replay", prompt_tokens=10, completion_tokens=10)
         self.truth = {t.id: t.ground_truth for t in tasks}
 
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        results = []
-        for request in requests:
-            task_id, turn, step = request.request_id.rsplit("/", 2)
-            calls = self.truth[task_id][int(turn)] if step == "0" else []
-            text = json.dumps([_as_json_call(c) for c in calls]) if calls else "Done."
-            results.append(ChatResult(request.request_id, text, None, None, 10, 10, 0.0, False))
-        return results
+    def answer(self, request: ChatRequest) -> Answer:
+        task_id, turn, step = request.request_id.rsplit("/", 2)
+        calls = self.truth[task_id][int(turn)] if step == "0" else []
+        return json.dumps([_as_json_call(c) for c in calls]) if calls else "Done."
 
 
 def _as_json_call(call: str) -> dict:
@@ -174,13 +171,18 @@ def test_read_calls_keeps_broken_calls_and_drops_prose() -> None:
     assert read_calls("ls(a=True") == ["ls(a=True"]
 
 
-class FakeReplayResource(dg.ConfigurableResource):
+class FakeReplayResource(FakeLLMResource):
     """The replaying fake as a Dagster resource (ground truth read from the bundled sample)."""
 
     model_id: str = "fake-replay"
 
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        return FakeReplayLLM(load_multi_turn(BFCL_DIR)).chat(requests)
+    def answer(self, request: ChatRequest) -> Answer:
+        return _bundled_replay().answer(request)
+
+
+@cache
+def _bundled_replay() -> FakeReplayLLM:
+    return FakeReplayLLM(load_multi_turn(BFCL_DIR))
 
 
 @pytest.mark.slow

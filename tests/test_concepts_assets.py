@@ -3,9 +3,7 @@ one real web-doc shard for the SAE, and a fake judge (the only fake)."""
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -13,24 +11,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from ops.common.llm import ChatRequest, ChatResult
 from pipelines.definitions import build_definitions
 from pipelines.partitions import web_doc_shards
 from pipelines.profiles import build_resources
 from tests.conftest import sample_records, write_jsonl
+from tests.fakes import FakeJudgeResource
 from training.webdocs.generative_student import byte_tokenizer, tiny_base
 
 SHARD = "docs.jsonl"
-
-
-class FakeJudgeLLM(dg.ConfigurableResource):
-    """Says "met" for every criterion (so every harmful answer counts as harmful, every benign as refused)."""
-
-    model_id: str = "fake-judge"
-
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        answer = {"explanation": "judged", "criteria_met": True}
-        return [ChatResult(r.request_id, json.dumps(answer), answer, None, 5, 5, 0.0, False) for r in requests]
 
 
 @pytest.fixture
@@ -56,7 +44,7 @@ def _web_docs(instance) -> None:
 
 def test_concepts_chain_end_to_end(instance, tiny_model) -> None:
     _web_docs(instance)
-    defs = build_definitions({**build_resources("local"), "llm": FakeJudgeLLM()})
+    defs = build_definitions({**build_resources("local"), "llm": FakeJudgeResource()})
     run_config = {
         "ops": {
             "concept_vocabulary": {"config": {"unsafe_per_root": 1}},
@@ -97,7 +85,7 @@ def test_concepts_chain_end_to_end(instance, tiny_model) -> None:
 
 
 def test_dictionary_for_another_model_is_refused(instance, tiny_model, tmp_path, monkeypatch) -> None:
-    defs = build_definitions({**build_resources("local"), "llm": FakeJudgeLLM()})
+    defs = build_definitions({**build_resources("local"), "llm": FakeJudgeResource()})
     keys = ["concept_vocabulary", "concept_stimuli", "concept_activations", "concept_dictionary"]
     selection = [dg.AssetKey(k) for k in (*keys, "concept_stimuli_quarantine", "concept_activations_quarantine")]
     config = {
@@ -113,7 +101,7 @@ def test_dictionary_for_another_model_is_refused(instance, tiny_model, tmp_path,
     )
     other = tiny_base(tmp_path / "other", byte_tokenizer(), layers=2, hidden=32, seed=1)
     monkeypatch.setenv("ASSAY_CONCEPTS_MODEL", str(other))
-    defs = build_definitions({**build_resources("local"), "llm": FakeJudgeLLM()})
+    defs = build_definitions({**build_resources("local"), "llm": FakeJudgeResource()})
     result = defs.resolve_job_def("concepts").execute_in_process(
         instance=instance, asset_selection=[dg.AssetKey("concept_steering_eval")], raise_on_error=False
     )

@@ -124,8 +124,11 @@ def test_agreement_problems():
 
 def test_draft_and_response_problems():
     drafts = pl.DataFrame({"draft_id": ["d1", "d2"], "status": ["draft", "reviewed"]})
-    rejects = pl.DataFrame({"draft_id": ["d3"]}, schema={"draft_id": pl.String})
+    rejects = pl.DataFrame({"record_id": ["d3"]}, schema={"record_id": pl.String})
     assert draft_problems(drafts, rejects, 3) == []
+    assert draft_problems(drafts, rejects.with_columns(record_id=pl.lit("d2")), 3) == [
+        "a draft id occurs twice (among drafts and rejects)"
+    ]
     assert draft_problems(drafts.with_columns(status=pl.lit("graded")), rejects, 4) == [
         "2 drafts + 1 rejects != 4 requested",
         "unknown draft statuses ['graded']",

@@ -21,7 +21,7 @@ from ops.common.llm import ChatRequest, ChatResult, LLMClient, UsageTotals
 from resources.llm import CachedLLMClient, LLMResource
 from resources.llm_backends import Completion, Outcome
 from resources.llm_cache import CachedCompletion, LLMCache, completion_key
-from tests.fakes import FakeLLM, reply
+from tests.fakes import FakeContractError, FakeLLM, OffSchema, reply
 
 LABELS = ["positive", "negative", "neutral"]
 LABEL_SCHEMA = {
@@ -139,7 +139,7 @@ def test_cache_file_takes_concurrent_writers(tmp_path: Path) -> None:
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(timeout=60)
+        worker.join(timeout=300)  # generous: the machine may be loaded; this is not a timing test
     assert [worker.exitcode for worker in workers] == [0, 0, 0]
     cache = LLMCache(path)
     assert len(cache) == 300
@@ -221,6 +221,27 @@ def test_shared_fakes_answer_as_the_resource_does(tmp_path: Path) -> None:
     assert [(r.text, r.parsed) for r in faked] == [(r.text, r.parsed) for r in real]
     assert [(r.error or "")[:12] for r in faked] == [(r.error or "")[:12] for r in real]  # "invalid JSON"
     assert isinstance(FakeLLM(lambda request: "x"), LLMClient)
+
+
+def test_fakes_refuse_json_the_resource_cannot_return_unless_marked(tmp_path: Path) -> None:
+    """JSON outside the requested schema: the resource passes it on parsed, without an error (only llama.cpp's
+    grammar prevents it); a fake says so with `OffSchema`, and an unmarked off-schema answer is a broken fake."""
+    positive_only = {**LABEL_SCHEMA, "properties": {"label": {"type": "string", "enum": ["positive"]}}}
+    request = _request("fine", schema=positive_only)
+    (real,) = _client(tmp_path, FakeBackend(), max_retries=0).chat([request])
+    faked = reply(request, OffSchema({"label": "neutral"}))
+    assert (
+        (faked.text, faked.parsed, faked.error)
+        == (real.text, real.parsed, real.error)
+        == (
+            '{"label": "neutral"}',
+            {"label": "neutral"},
+            None,
+        )
+    )
+    with pytest.raises(FakeContractError, match="breaks the requested schema"):
+        reply(request, {"label": "neutral"})
+    assert reply(request, {"label": "positive"}).parsed == {"label": "positive"}
 
 
 def test_plain_text_requests_are_not_parsed(tmp_path: Path) -> None:
@@ -445,3 +466,13 @@ def test_smollm2_answers_in_schema_and_the_rerun_is_cached(tmp_path: Path) -> No
     rerun = dg.materialize([labels], resources={"llm": LLMResource(n_ctx=512, cache_path=cache_path)})
     metadata = rerun.asset_materializations_for_node("labels")[0].metadata
     assert metadata["llm_cached"].value == 3 and metadata["llm_latency_s"].value == 0.0
+
+
+def test_llama_threads_leave_busy_cores_alone() -> None:
+    from resources.llm_backends import llama_threads, runnable_elsewhere
+
+    assert llama_threads(cores=2, busy=0) == 2
+    assert llama_threads(cores=2, busy=1) == 1
+    assert llama_threads(cores=2, busy=25) == 1
+    assert llama_threads(cores=8, busy=3) == 5
+    assert runnable_elsewhere() >= 0

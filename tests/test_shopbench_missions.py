@@ -78,7 +78,7 @@ def test_taxonomy_has_five_categories_fifteen_subcategories_and_the_papers_three
 def test_healthbench_sample_loads_user_turns_and_last_turn_criteria() -> None:
     result = load_missions(HEALTHBENCH_FILE, "healthbench")
     assert (result.missions.height, result.criteria.height, result.quarantine.height) == (30, 352, 0)
-    assert result.balanced and result.rows_in == 30
+    assert result.split.accounted() and result.rows_in == 30
     assert result.missions.schema == pl.Schema(MISSIONS_SCHEMA)
     assert result.criteria.schema == pl.Schema(CRITERIA_SCHEMA)
     first = result.missions.row(0, named=True)
@@ -136,7 +136,7 @@ def test_srb_loader_maps_odd_field_names_and_keeps_unknown_fields(tmp_path: Path
     path = tmp_path / "srb.jsonl"
     path.write_text("\n".join(json.dumps(record) for record in records) + "\n", encoding="utf-8")
     result = load_missions(path, "srb")
-    assert result.quarantine.height == 0 and result.balanced
+    assert result.quarantine.height == 0 and result.split.accounted()
     missions = {row["mission_id"]: row for row in result.missions.iter_rows(named=True)}
     assert set(missions) == {"srb-1", "7", "srb-3"}
     first = missions["srb-1"]
@@ -238,11 +238,12 @@ def test_each_bad_record_is_quarantined_with_its_reason(source_format: str, reco
     assert result.quarantine.height == 1, result.quarantine
     assert result.quarantine.schema == pl.Schema(QUARANTINE_SCHEMA)
     row = result.quarantine.row(0, named=True)
-    assert row["reason"].split(":")[0] == code
+    assert row["reason"] == code and row["detail"]
     assert row["record_number"] == len(lines)
     assert row["source_format"] == source_format
-    assert row["excerpt"] == lines[-1].strip()[:300]
-    assert result.balanced
+    assert row["record_id"] not in (None, "")
+    assert row["excerpt"] == lines[-1].strip()[:500]
+    assert result.split.accounted()
     assert result.missions.height == (1 if good else 0)
 
 
@@ -251,8 +252,9 @@ def test_one_bad_criterion_quarantines_the_whole_mission() -> None:
     bad["turns"][1]["criteria"].append({"id": "bad-c2", "text": "Fine", "weight": 0})
     result = parse_missions(_lines(_assay("ok"), bad), "assay")
     assert result.missions["mission_id"].to_list() == ["ok"]
-    assert result.quarantine.row(0, named=True)["mission_id"] == "bad"
-    assert "bad-c2" in result.quarantine["reason"][0]
+    refused = result.quarantine.row(0, named=True)
+    assert (refused["record_id"], refused["reason"]) == ("bad", "zero_weight")
+    assert "bad-c2" in refused["detail"]
     # None of the bad mission's criteria (the good ones included) reach the criteria frame.
     assert result.criteria["item_id"].unique().to_list() == ["ok"]
 
@@ -264,11 +266,12 @@ def test_duplicate_mission_and_criterion_ids_are_quarantined_after_the_first() -
     within["turns"][1]["criteria"][0]["id"] = "m-3-c0"
     result = parse_missions(_lines(_assay("m-1"), _assay("m-1"), reused_criterion, within, "", "  "), "assay")
     assert result.missions["mission_id"].to_list() == ["m-1"]
-    reasons = [reason.split(":")[0] for reason in result.quarantine["reason"]]
+    reasons = result.quarantine["reason"].to_list()
     assert reasons == ["duplicate_mission_id", "duplicate_criterion_id", "duplicate_criterion_id"]
+    assert result.quarantine["record_id"].to_list() == ["m-1", "m-2", "m-3"]
     assert result.quarantine["record_number"].to_list() == [2, 3, 4]
     assert result.rows_in == 4  # blank lines are not records
-    assert result.balanced
+    assert result.split.accounted()
 
 
 def test_unknown_format_raises() -> None:
@@ -468,8 +471,9 @@ def test_parse_drafts_marks_drafts_and_rejects_with_reasons_and_only_reviewed_id
         _result("draft-3-0002~suitability check~amazon_uk_toys:abc", zero),
         _result("draft-3-0003~value assessment~amazon_uk_toys:abc", None, error="timeout"),
     ]
-    drafts, rejects = parse_drafts(results)
-    assert drafts.height + rejects.height == len(results)
+    parsed = parse_drafts(results)
+    drafts, rejects = parsed.kept, parsed.quarantined
+    assert parsed.accounted() and parsed.rows_in == len(results)
     row = drafts.row(0, named=True)
     assert (row["draft_id"], row["status"], row["category"], row["n_turns"], row["n_criteria"]) == (
         "draft-3-0000",
@@ -479,10 +483,11 @@ def test_parse_drafts_marks_drafts_and_rejects_with_reasons_and_only_reviewed_id
         2,
     )
     assert row["products"] == ["magento_luma:MH01", "magento_luma:MH02"]
-    reasons = dict(zip(rejects["draft_id"], rejects["reason"], strict=True))
-    assert reasons["draft-3-0001"] == "drafter output is not JSON"
-    assert reasons["draft-3-0002"].startswith("zero_weight")
-    assert reasons["draft-3-0003"] == "drafter error: timeout"
+    reasons = {row["record_id"]: (row["reason"], row["detail"]) for row in rejects.iter_rows(named=True)}
+    assert reasons["draft-3-0001"][0] == "not_json"
+    assert reasons["draft-3-0002"][0] == "zero_weight"
+    assert reasons["draft-3-0003"] == ("drafter_error", "timeout")
+    assert rejects.filter(pl.col("record_id") == "draft-3-0001")["excerpt"].to_list() == ["not json"]
     # The stored mission JSON loads with the graded set's loader.
     loaded = parse_missions(drafts["mission_json"].to_list(), "assay")
     assert loaded.criteria["criterion_id"].to_list() == ["draft-3-0000-t0-c0", "draft-3-0000-t1-c0"]

@@ -13,6 +13,7 @@ from ops.shopping.catalog import (
     CATALOG_SCHEMA,
     MAGENTO_LUMA,
     QUARANTINE_SCHEMA,
+    REASON_TEXT,
     CatalogResult,
     CatalogSource,
     ColumnMapping,
@@ -22,7 +23,6 @@ from ops.shopping.catalog import (
     load_catalog,
     load_catalogs,
     parse_price,
-    reason_kind,
 )
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "shopping"
@@ -35,21 +35,26 @@ def bundled() -> dict[str, CatalogResult]:
 
 
 def _balanced(result: CatalogResult) -> None:
-    assert result.rows_in == result.products.height + result.quarantine.height
+    assert result.split.accounted()
     assert result.products.schema == CATALOG_SCHEMA
     assert result.quarantine.schema == QUARANTINE_SCHEMA
     assert result.products["product_id"].is_unique().all()
+    assert result.quarantine["record_id"].is_unique().all()
 
 
 def _reasons(result: CatalogResult) -> dict[int, str]:
-    return dict(zip(result.quarantine["record_number"], result.quarantine["reason"], strict=True))
+    """The detail of each quarantined record by record number; its reason code must name the detail's rule."""
+    for row in result.quarantine.iter_rows(named=True):
+        assert row["detail"].startswith(REASON_TEXT[row["reason"]]), row
+        assert row["record_id"] == f"{row['source']}#{row['record_number']}"
+    return dict(zip(result.quarantine["record_number"], result.quarantine["detail"], strict=True))
 
 
 def test_amazon_slice_counts_and_normalization(bundled: dict[str, CatalogResult]) -> None:
     amazon = bundled["amazon_uk_toys"]
     _balanced(amazon)
     assert (amazon.rows_in, amazon.products.height, amazon.quarantine.height) == (2000, 1727, 273)
-    assert amazon.quarantine["reason"].unique().to_list() == ["missing price"]
+    assert amazon.quarantine["reason"].unique().to_list() == ["missing_price"]
     # Third data row (file line 4) is the first without a price; its id is kept for tracing.
     first = amazon.quarantine.row(0, named=True)
     assert (first["record_number"], first["product_id"]) == (4, "5afbaf65680c9f378af5b3a3ae22427e")
@@ -104,7 +109,7 @@ def test_load_catalogs_concatenates_with_prefixed_ids(bundled: dict[str, Catalog
     both = load_catalogs(bundled_sources(SAMPLES))
     _balanced(both)
     assert (both.rows_in, both.products.height, both.quarantine.height) == (2199, 1923, 276)
-    assert both.metadata()["quarantined: missing price"] == 275
+    assert both.metadata()["quarantined_missing_price"] == 275
     assert both.products["product_id"].str.split(":").list.first().eq(both.products["source"]).all()
     source = bundled_sources(SAMPLES)[0]
     with pytest.raises(ValueError, match="unique"):
@@ -114,9 +119,9 @@ def test_load_catalogs_concatenates_with_prefixed_ids(bundled: dict[str, Catalog
 def test_max_price_is_configurable() -> None:
     amazon = load_catalog(bundled_sources(SAMPLES)[0], max_price=100.0)
     _balanced(amazon)
-    absurd = amazon.quarantine.filter(pl.col("reason").str.starts_with("absurd price"))
+    absurd = amazon.quarantine.filter(pl.col("reason") == "absurd_price")
     assert absurd.height == 46
-    assert absurd["reason"].str.ends_with("(must be > 0 and <= 100)").all()
+    assert absurd["detail"].str.ends_with("(must be > 0 and <= 100)").all()
     assert amazon.products["price"].max() <= 100.0
 
 
@@ -298,13 +303,11 @@ def test_category_levels_rules() -> None:
     assert category_levels(None, "/") == []
 
 
-def test_consumable_rule_and_reason_kind() -> None:
+def test_consumable_rule() -> None:
     assert is_consumable("AA Batteries (4 pack)", ["Electronics"])
     assert is_consumable("Pirate hats", ["Party Supplies", "Hats"])
     assert not is_consumable("UNO Card Game", ["Games", "Card Games"])
     assert not is_consumable("Pinky the pig", ["Soft Toys"])  # "ink" only as a whole word
-    assert reason_kind("unparseable price: 'x'") == "unparseable price"
-    assert reason_kind("duplicate id") == "duplicate id"
 
 
 def test_source_and_file_errors(tmp_path: Path) -> None:

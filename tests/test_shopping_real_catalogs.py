@@ -98,7 +98,7 @@ def test_csv_in_another_encoding(tmp_path: Path) -> None:
     result = load_catalog(CatalogSource(name="fr", path=path, mapping=mapping, encoding="cp1252"))
     assert result.products.select("title", "price").row(0) == ("Cr\u00e8me br\u00fbl\u00e9e", 4.5)
     assert load_catalog(CatalogSource(name="fr", path=path, mapping=mapping)).quarantine["reason"].to_list() == [
-        "not valid UTF-8"
+        "not_utf8"
     ]
 
 
@@ -108,7 +108,7 @@ def test_max_price_follows_the_currency_and_can_be_overridden(tmp_path: Path) ->
     source = CatalogSource(name="b", path=path, mapping=GROCERY_MAPPING, delimiter=";")
     assert load_catalog(source).quarantine.height == 0
     strict = load_catalog(source, max_price=10_000.0)
-    assert sorted(strict.quarantine["reason"].str.split(":").list.first()) == ["absurd price", "absurd price"]
+    assert strict.quarantine["reason"].to_list() == ["absurd_price", "absurd_price"]
     gbp = ColumnMapping(**{**GROCERY_MAPPING.__dict__, "currency": "GBP"})
     assert load_catalog(CatalogSource(name="b", path=path, mapping=gbp, delimiter=";")).quarantine.height == 2
     with pytest.raises(ValueError, match="no money defaults for currency 'XYZ'"):

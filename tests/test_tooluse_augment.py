@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,9 @@ from ops.tooluse.policy_eval import (
 )
 from ops.tooluse.reward import normalize_string, tool_reward
 from ops.tooluse.trajectories import AUGMENTED_TRAJECTORY_SCHEMA, bfcl_trajectories, spec_dict
-from tests.fakes import FakeLLM
+from tests.fakes import Answer, FakeJudge, FakeLLM, OffSchema
+
+JUDGE_COSTS = {"prompt_tokens": 50, "completion_tokens": 5, "latency_s": 0.01}
 
 BFCL_DIR = Path(__file__).resolve().parent.parent / "samples" / "bfcl_v3"
 LOCAL_KINDS = tuple(k for k in AUGMENTATIONS if k not in QUERY_KINDS)
@@ -70,34 +71,26 @@ def fake_similar_tools(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [spec, renamed, same_body, *sharing]
 
 
-class FakeRewriteLLM:
+class FakeRewriteLLM(FakeLLM):
     """Rewrites queries (`indirect_query` / `ambiguous_query`) and answers consistency checks.
 
     `refuse` holds base ids whose indirect rewrite the consistency check rejects; `broken` base ids get
-    a non-JSON rewrite."""
-
-    model_id = "fake-rewriter"
+    a non-JSON rewrite, which the resource reports as an "invalid JSON" error."""
 
     def __init__(self, refuse: frozenset[str] = frozenset(), broken: frozenset[str] = frozenset()) -> None:
+        super().__init__(model_id="fake-rewriter", prompt_tokens=40, completion_tokens=12, latency_s=0.01)
         self.refuse, self.broken = refuse, broken
-        self.requests: list[ChatRequest] = []
 
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        self.requests += requests
-        return [self._answer(r) for r in requests]
-
-    def _answer(self, request: ChatRequest) -> ChatResult:
+    def answer(self, request: ChatRequest) -> Answer:
         base_id, kind = request.request_id.rsplit("|", 1)
         shown = json.loads(request.messages[1]["content"])
         if kind == "consistency":
-            answer: Any = {"oracle_still_correct": base_id not in self.refuse}
-        elif base_id in self.broken:
-            return ChatResult(request.request_id, "Sure! Here is", None, None, 9, 3, 0.01, False)
-        elif kind == "ambiguous_query":
-            answer = {"query": "Can you work that out for me? " + shown["user_request"].split(" ")[0] + " ..."}
-        else:
-            answer = {"query": "I was wondering, " + shown["user_request"]}
-        return ChatResult(request.request_id, json.dumps(answer), answer, None, 40, 12, 0.01, False)
+            return {"oracle_still_correct": base_id not in self.refuse}
+        if base_id in self.broken:
+            return "Sure! Here is"
+        if kind == "ambiguous_query":
+            return {"query": "Can you work that out for me? " + shown["user_request"].split(" ")[0] + " ..."}
+        return {"query": "I was wondering, " + shown["user_request"]}
 
 
 @cache
@@ -228,9 +221,10 @@ def test_query_rewrites_and_consistency_check() -> None:
     assert reasons == {
         (ids[0], "indirect_query"): "oracle_not_preserved",
         (ids[1], "indirect_query"): "oracle_not_preserved",
-        (ids[2], "indirect_query"): "unparseable_rewrite",
-        (ids[2], "ambiguous_query"): "unparseable_rewrite",
+        (ids[2], "indirect_query"): "llm_error",
+        (ids[2], "ambiguous_query"): "llm_error",
     }
+    assert set(result.rejects.filter(pl.col("reason") == "llm_error")["detail"].str.slice(0, 12)) == {"invalid JSON"}
     # one batch of rewrites per kind, one batch of consistency checks, each showing the oracle calls
     consistency = [r for r in client.requests if r.request_id.endswith("|consistency")]
     assert len(consistency) == 5  # every parsed indirect rewrite is checked
@@ -302,13 +296,6 @@ def _result(request_id: str, text: str | None, error: str | None = None) -> Chat
     return ChatResult(request_id, text, None, error, 100, 20, 0.05, False)
 
 
-class FakeRubricJudge(FakeLLM):
-    """Answers every rubric-engine request with `answer` (a verdict object); records the requests."""
-
-    def __init__(self, answer: dict[str, Any]) -> None:
-        super().__init__(lambda _: answer, model_id="fake-judge", prompt_tokens=50, completion_tokens=5, latency_s=0.01)
-
-
 def test_policy_requests_show_tools_query_and_outputs() -> None:
     frame = _eval_frame()
     requests = {r.request_id: r for r in policy_requests(frame)}
@@ -364,7 +351,7 @@ def test_score_policy_with_fake_outputs_and_judge() -> None:
         1,
         "fake-policy",
     )
-    judge = FakeRubricJudge({"explanation": "It reports the tool error.", "criteria_met": True})
+    judge = FakeJudge({"explanation": "It reports the tool error.", "criteria_met": True}, **JUDGE_COSTS)
     grades = grade(judge, items)
     # one engine call per judged row, whose prompt holds the criterion and the policy's reply
     assert len(judge.requests) == 1
@@ -381,8 +368,9 @@ def test_score_policy_with_fake_outputs_and_judge() -> None:
         ambiguous: ("unexpected_call", 0.0),
     }
     assert scored[erroneous]["detail"] == "judge: It reports the tool error."
-    missing = grade(FakeRubricJudge({"explanation": "It presents a result.", "criteria_met": False}), items)
-    maybe = grade(FakeRubricJudge({"explanation": "Unsure.", "criteria_met": "maybe"}), items, max_attempts=2)
+    missing = grade(FakeJudge({"explanation": "It presents a result.", "criteria_met": False}, **JUDGE_COSTS), items)
+    unsure = OffSchema({"explanation": "Unsure.", "criteria_met": "maybe"})
+    maybe = grade(FakeJudge(unsure, **JUDGE_COSTS), items, max_attempts=2)
     for judged, outcome in ((missing, "behaviour_missing"), (maybe, "judge_ungraded")):
         row = score_policy(frame, results, judged).filter(pl.col("trajectory_id") == erroneous).row(0, named=True)
         assert (row["outcome"], row["reward"]) == (outcome, 0.0)

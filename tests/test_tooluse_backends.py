@@ -22,6 +22,7 @@ from ops.tooluse.bfcl import (
 from ops.tooluse.reward import score_output
 from ops.tooluse.trajectories import (
     KNOWN_EXECUTION_ISSUES,
+    REJECT_REASONS,
     REJECTS_SCHEMA,
     TRAJECTORY_SCHEMA,
     bfcl_trajectories,
@@ -245,7 +246,7 @@ def test_bfcl_trajectories_frame(imported, examples) -> None:
         "parallel_multiple": 197,
         "irrelevance": 240,
     }
-    levels = dict(zip(rejects["trajectory_id"], rejects["level"], strict=True))
+    levels = dict(zip(rejects["record_id"], rejects["level"], strict=True))
     assert levels == {
         "bfcl:simple_363": "format",
         "bfcl:parallel_multiple_21": "execution",
@@ -253,7 +254,8 @@ def test_bfcl_trajectories_frame(imported, examples) -> None:
         "bfcl:parallel_multiple_94": "execution",
     }
     assert set(rejects["round"]) == {0}
-    assert "TypeMismatch" in rejects.filter(pl.col("trajectory_id") == "bfcl:parallel_multiple_94")["reason"][0]
+    assert rejects.filter(pl.col("record_id") == "bfcl:parallel_multiple_94")["reason"].to_list() == ["TypeMismatch"]
+    assert set(rejects["reason"]) <= set(REJECT_REASONS)
     assert json.loads(rejects["payload_json"][0])["id"] == "simple_363"
     assert frame["final_answer"].null_count() == frame.height
     assert set(frame["origin"]) == {"bfcl"}
@@ -289,8 +291,17 @@ def test_imported_oracles_score_one_on_the_reward(imported) -> None:
     assert scored == 1236
 
 
-def test_reject_row_checks_level() -> None:
-    row = reject_row("syn:1", "synthesized", "judge", 2, "answer not supported", {"b": 1, "a": "é"})
-    assert row["payload_json"] == '{"a":"é","b":1}'
+def test_reject_row_checks_level_and_reason() -> None:
+    row = reject_row("syn:1", "synthesized", "judge", 2, "inconsistent", "answer not supported", {"b": 1, "a": "é"})
+    assert list(row) == list(REJECTS_SCHEMA)
+    assert (row["record_id"], row["reason"], row["detail"], row["round"]) == (
+        "syn:1",
+        "inconsistent",
+        "answer not supported",
+        2,
+    )
+    assert row["payload_json"] == row["excerpt"] == '{"a":"é","b":1}'
     with pytest.raises(ValueError, match="unknown rejection level"):
-        reject_row("syn:1", "synthesized", "vibes", 0, "", {})
+        reject_row("syn:1", "synthesized", "vibes", 0, "inconsistent", "", {})
+    with pytest.raises(ValueError, match="unknown rejection reason"):
+        reject_row("syn:1", "synthesized", "judge", 0, "answer not supported", "", {})

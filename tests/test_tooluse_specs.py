@@ -11,10 +11,12 @@ import pytest
 
 from ops.tooluse.specs import (
     MAX_DEPTH,
+    SPEC_REASONS,
     canonical_json,
     canonical_spec,
     load_bfcl_specs,
     load_user_tool_files,
+    spec_problem,
     spec_text,
     validate_spec,
 )
@@ -46,7 +48,7 @@ def test_every_bundled_bfcl_spec_validates(bfcl_specs) -> None:
     assert bfcl_specs.rows_in == 1363  # distinct canonical specs
     assert bfcl_specs.specs.height == 1363
     assert bfcl_specs.quarantine.height == 0
-    assert bfcl_specs.rows_in == bfcl_specs.specs.height + bfcl_specs.quarantine.height
+    assert bfcl_specs.split.accounted()
     counts = dict(bfcl_specs.specs.group_by("source").len().iter_rows())
     assert counts == {
         "bfcl:simple": 400,
@@ -109,6 +111,8 @@ def test_bad_specs_have_reasons(spec: dict[str, Any], reason_part: str) -> None:
     reason = validate_spec(canonical_spec(spec))
     assert reason is not None
     assert reason_part in reason
+    problem = spec_problem(canonical_spec(spec))
+    assert problem is not None and problem.code in SPEC_REASONS and problem.detail == reason
 
 
 def test_shallow_nesting_is_fine_and_missing_required_is_a_warning(tmp_path: Path) -> None:
@@ -148,11 +152,21 @@ def test_quarantine_frame_records_source_number_and_excerpt(tmp_path: Path) -> N
     assert quarantine["source"].unique().to_list() == ["user:mixed.json"]
     assert quarantine["record_number"].to_list() == [2, 3, 4, 5, 6, 7, 8]
     assert quarantine["name"].to_list() == ["get_time", "walk", "deep", "req", "bad name", "props", None]
-    reasons = quarantine["reason"].to_list()
+    assert quarantine["record_id"].to_list() == [f"user:mixed.json#{number}" for number in range(2, 9)]
+    assert quarantine["reason"].to_list() == [
+        "unknown_type",
+        "recursive_schema",
+        "too_deep",
+        "bad_required",
+        "invalid_name",
+        "bad_parameters",
+        "not_an_object",
+    ]
     parts = ["unknown type", "$ref", "nested deeper", "do not exist", "invalid name", "properties is a str"]
-    for reason, part in zip(reasons, [*parts, "not an object"], strict=True):
-        assert part in reason
-    assert all(0 < len(excerpt) <= 240 for excerpt in quarantine["excerpt"])
+    for detail, part in zip(quarantine["detail"], [*parts, "not an object"], strict=True):
+        assert part in detail
+    assert all(0 < len(excerpt) <= 500 for excerpt in quarantine["excerpt"])
+    assert result.split.accounted()
 
 
 def test_user_files_openai_and_bare_formats(tmp_path: Path) -> None:
@@ -216,7 +230,8 @@ def test_user_files_openai_and_bare_formats(tmp_path: Path) -> None:
     no_required = "required missing: read as []"
     assert warnings == ["", "parameters missing: tool takes no arguments", no_required, no_required]
     assert result.quarantine.row(0, named=True)["record_number"] == 0
-    assert "unreadable JSON" in result.quarantine["reason"][0]
+    assert result.quarantine["reason"][0] == "unreadable"
+    assert "unreadable JSON" in result.quarantine["detail"][0]
 
 
 def test_canonical_spec_is_idempotent_on_bfcl_form() -> None:

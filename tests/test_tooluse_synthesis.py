@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 
-from ops.common.llm import ChatRequest, ChatResult
+from ops.common.llm import ChatRequest
 from ops.tooluse.backends import SimulatedBackend
 from ops.tooluse.bfcl import parse_function_spec, parse_ground_truth
 from ops.tooluse.reward import score_output
@@ -22,6 +21,7 @@ from ops.tooluse.synthesis import (
     synthesize,
 )
 from ops.tooluse.trajectories import REJECTS_SCHEMA, TRAJECTORY_SCHEMA
+from tests.fakes import Answer, FakeLLM, OffSchema
 
 AREA = {
     "name": "calculate_triangle_area",
@@ -83,32 +83,24 @@ def _judged(request: ChatRequest) -> tuple[str, int]:
     return seed_id, int(round_text)
 
 
-class FakeSynthesisLLM:
-    """Answers trajectory requests from `scripts[seed_id][round]` (a dict -> JSON, a str -> raw text) and
-    rubric-engine judge requests with `criteria_met = verdicts[(seed_id, round)]` (default: True, a value
-    other than a boolean makes the verdict unusable). Records every request."""
+class FakeSynthesisLLM(FakeLLM):
+    """Answers trajectory requests from `scripts[seed_id][round]` (a dict -> JSON, a str -> raw text, which
+    the resource reports as invalid JSON when it does not parse) and rubric-engine judge requests with
+    `criteria_met = verdicts[(seed_id, round)]` (default: True; a value other than a boolean is JSON outside
+    the judge's schema, passed on as a server without strict mode would). Records every request."""
 
-    model_id = "fake-synthesis"
-
-    def __init__(self, scripts: dict[str, list[Any]], verdicts: dict[tuple[str, int], bool] | None = None) -> None:
+    def __init__(self, scripts: dict[str, list[Any]], verdicts: dict[tuple[str, int], Any] | None = None) -> None:
+        super().__init__(model_id="fake-synthesis", prompt_tokens=50, completion_tokens=30, latency_s=0.01)
         self.scripts = scripts
         self.verdicts = verdicts or {}
-        self.requests: list[ChatRequest] = []
 
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        self.requests += requests
-        return [self._answer(r) for r in requests]
-
-    def _answer(self, request: ChatRequest) -> ChatResult:
+    def answer(self, request: ChatRequest) -> Answer:
         if _is_judge(request):
             met = self.verdicts.get(_judged(request), True)
-            answer: Any = {"explanation": "ok" if met is True else "answer invents a number", "criteria_met": met}
-        else:
-            seed_id, round_text = request.request_id.split("|")
-            answer = self.scripts[seed_id][int(round_text)]
-        text = answer if isinstance(answer, str) else json.dumps(answer)
-        parsed = None if isinstance(answer, str) else answer
-        return ChatResult(request.request_id, text, parsed, None, 50, 30, 0.01, False)
+            verdict = {"explanation": "ok" if met is True else "answer invents a number", "criteria_met": met}
+            return verdict if isinstance(met, bool) else OffSchema(verdict)
+        seed_id, round_text = request.request_id.split("|")
+        return self.scripts[seed_id][int(round_text)]
 
 
 def _backend() -> SimulatedBackend:
@@ -153,7 +145,10 @@ def test_each_level_rejects_with_its_reason() -> None:
     ]
     scripts = {
         "s_json": ['{"query": "area?", "calls": [{"name": "calculate_triangle_area", "arguments": {"base": 1'],
-        "s_unknown": [{**AREA_TRAJECTORY, "calls": [{"name": "get_weather", "arguments": {"location": "Rome"}}]}],
+        # a tool outside the schema's enum: only a backend without grammar-constrained output writes it
+        "s_unknown": [
+            OffSchema({**AREA_TRAJECTORY, "calls": [{"name": "get_weather", "arguments": {"location": "R"}}]})
+        ],
         "s_type": [{**AREA_TRAJECTORY, "calls": [{"name": AREA["name"], "arguments": {"base": "ten", "height": 5}}]}],
         "s_missing": [{**WEATHER_TRAJECTORY, "calls": [{"name": "get_weather", "arguments": {"unit": "celsius"}}]}],
         "s_enum": [
@@ -166,7 +161,7 @@ def test_each_level_rejects_with_its_reason() -> None:
     result = synthesize(fake, seeds, _backend(), rounds=1)
     assert result.trajectories.height == 0
     assert result.rejects.schema == pl.Schema(REJECTS_SCHEMA)
-    rejects = {r["trajectory_id"]: r for r in result.rejects.iter_rows(named=True)}
+    rejects = {r["record_id"]: r for r in result.rejects.iter_rows(named=True)}
     assert {k: v["level"] for k, v in rejects.items()} == {
         "synth:s_json": "format",
         "synth:s_unknown": "format",
@@ -176,13 +171,21 @@ def test_each_level_rejects_with_its_reason() -> None:
         "synth:s_exec": "execution",
         "synth:s_judge": "judge",
     }
-    assert rejects["synth:s_json"]["reason"].startswith("not_json")
-    assert rejects["synth:s_unknown"]["reason"].startswith("unknown_tool: 'get_weather'")
-    assert "TypeMismatch" in rejects["synth:s_type"]["reason"]
-    assert "MissingArgument" in rejects["synth:s_missing"]["reason"]
-    assert "InvalidEnumValue" in rejects["synth:s_enum"]["reason"]
-    assert rejects["synth:s_exec"]["reason"].startswith("UnknownTool")
-    assert rejects["synth:s_judge"]["reason"] == "inconsistent: answer invents a number"
+    assert {k: v["reason"] for k, v in rejects.items()} == {
+        "synth:s_json": "llm_error",  # the resource reports unparseable output as an "invalid JSON" error
+        "synth:s_unknown": "unknown_tool",
+        "synth:s_type": "bad_arguments",
+        "synth:s_missing": "bad_arguments",
+        "synth:s_enum": "bad_arguments",
+        "synth:s_exec": "UnknownTool",
+        "synth:s_judge": "inconsistent",
+    }
+    assert rejects["synth:s_json"]["detail"].startswith("invalid JSON")
+    assert rejects["synth:s_unknown"]["detail"].startswith("'get_weather'")
+    assert "TypeMismatch" in rejects["synth:s_type"]["detail"]
+    assert "MissingArgument" in rejects["synth:s_missing"]["detail"]
+    assert "InvalidEnumValue" in rejects["synth:s_enum"]["detail"]
+    assert rejects["synth:s_judge"]["detail"] == "answer invents a number"
     assert set(result.rejects["round"]) == {0}
     # the judge's payload is the candidate trajectory with its tool outputs
     judged = json.loads(rejects["synth:s_judge"]["payload_json"])
@@ -214,14 +217,21 @@ def test_malformed_outputs_never_crash() -> None:
         },
     ]
     seeds = [Seed(f"s{i}", (AREA,)) for i in range(len(bad))]
-    fake = FakeSynthesisLLM({f"s{i}": [answer] for i, answer in enumerate(bad)})
+    # passed on as written (off the trajectory schema), as a backend without grammar-constrained output may
+    fake = FakeSynthesisLLM({f"s{i}": [a if isinstance(a, str) else OffSchema(a)] for i, a in enumerate(bad)})
     result = synthesize(fake, seeds, _backend(), rounds=1)
     assert result.trajectories.height == 0
     assert result.rejects.height == len(bad)
     assert set(result.rejects["level"]) == {"format"}
-    reasons = [r.split(":")[0] for r in result.rejects.sort("trajectory_id")["reason"]]
-    assert "not_object" in reasons and "no_calls" in reasons and "malformed_call" in reasons
-    assert "missing_query" in reasons and "missing_final_answer" in reasons and "bad_arguments" in reasons
+    reasons = set(result.rejects["reason"])
+    assert reasons == {
+        "not_object",
+        "no_calls",
+        "malformed_call",
+        "missing_query",
+        "missing_final_answer",
+        "bad_arguments",
+    }
 
 
 def test_failed_seed_is_retried_with_its_reason_and_accepted() -> None:
@@ -246,7 +256,7 @@ def test_failed_seed_is_retried_with_its_reason_and_accepted() -> None:
     # the accepted seed is not asked again; the hopeless one is asked every round
     asked = [r.request_id for r in fake.requests if not _is_judge(r)]
     assert asked == ["s_ok|0", "s_retry|0", "s_never|0", "s_retry|1", "s_never|1", "s_never|2"]
-    assert result.rejects.select("trajectory_id", "round").rows() == [
+    assert result.rejects.select("record_id", "round").rows() == [
         ("synth:s_retry", 0),
         ("synth:s_never", 0),
         ("synth:s_never", 1),
@@ -316,7 +326,8 @@ def test_unusable_judge_verdict_is_retried_then_rejected_as_ungraded() -> None:
     assert result.trajectories.height == 0
     reject = result.rejects.row(0, named=True)
     assert reject["level"] == "judge"
-    assert reject["reason"].startswith("judge_ungraded: no usable verdict after 3 attempt(s)")
+    assert reject["reason"] == "judge_ungraded"
+    assert reject["detail"].startswith("no usable verdict after 3 attempt(s)")
     judge_requests = [r for r in fake.requests if _is_judge(r)]
     assert [r.seed for r in judge_requests] == [0, 1, 2] and {r.max_tokens for r in judge_requests} == {64}
     assert result.usage.requests == len(fake.requests) == 4

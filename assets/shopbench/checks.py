@@ -4,16 +4,15 @@ every answered turn graded exactly once (ungraded counted, never passed)."""
 import dagster as dg
 import polars as pl
 
+from assets.quarantine import accounting, recorded_rows_in
 from ops.common.expectations import between, columns_exist, in_set, length_between, not_null, unique
 from ops.rubrics.criteria import CRITERIA_SCHEMA
 from ops.rubrics.grading import GRADE_STATUSES, GRADES_SCHEMA
 from ops.shopbench.missions import MISSIONS_SCHEMA
 from ops.shopbench.taxonomy import CATEGORIES
 from pipelines.partitions import models_under_test
-from resources.io_manager import latest_materialization
 from resources.quality import QualityResource
 
-MISSIONS_ACCOUNTED = "records read == missions kept + records quarantined"
 CRITERIA_OF_KEPT_MISSIONS = "every criterion belongs to a kept mission and a turn it has"
 EVERY_CRITERION_GRADED_ONCE = "one grade per (turn, criterion) of every response"
 
@@ -31,8 +30,9 @@ def shopping_missions_valid(
     shopping_mission_criteria: pl.DataFrame,
     quality: QualityResource,
 ) -> dg.AssetCheckResult:
-    event = latest_materialization(context.instance, dg.AssetKey("shopping_missions"), None)
-    rows_in = event.metadata["rows_in"].value if event is not None else -1
+    accounted, counts = accounting(
+        recorded_rows_in(context, "shopping_missions"), shopping_missions.height, shopping_missions_quarantine.height
+    )
     turns = shopping_missions.select(pl.col("mission_id").alias("item_id"), "n_turns")
     orphans = (
         shopping_mission_criteria.join(turns, on="item_id", how="left")
@@ -47,11 +47,8 @@ def shopping_missions_valid(
         in_set("category", [*CATEGORIES, *shopping_missions.filter(pl.col("source_format") != "assay")["category"]]),
     ]
     return quality.validate(shopping_missions, "shopping_missions", suite).to_check_result(
-        extra={
-            MISSIONS_ACCOUNTED: rows_in == shopping_missions.height + shopping_missions_quarantine.height,
-            CRITERIA_OF_KEPT_MISSIONS: orphans == 0,
-        },
-        metadata={"rows_in": rows_in, "quarantined": shopping_missions_quarantine.height, "orphan_criteria": orphans},
+        extra={**accounted, CRITERIA_OF_KEPT_MISSIONS: orphans == 0},
+        metadata={**counts, "orphan_criteria": orphans},
     )
 
 

@@ -5,11 +5,13 @@ criteria adding up to the model's."""
 import dagster as dg
 import polars as pl
 
-from ops.common.expectations import columns_exist, in_set, length_between, not_null, unique
-from ops.shopbench.drafting import DRAFTS_SCHEMA, REJECTS_SCHEMA
+from ops.common.expectations import columns_exist, in_set, not_null, unique
+from ops.common.quarantine import QUARANTINE_SCHEMA as SHARED_QUARANTINE_SCHEMA
+from ops.common.quarantine import quarantine_suite
+from ops.shopbench.drafting import DRAFT_REASONS, DRAFTS_SCHEMA
 from ops.shopbench.evaluation import select_missions
 from ops.shopbench.integrity import DRAFT_STATUSES, draft_problems, response_problems, score_problems
-from ops.shopbench.missions import QUARANTINE_SCHEMA
+from ops.shopbench.missions import QUARANTINE_REASONS, QUARANTINE_SCHEMA
 from ops.shopbench.responses import RESPONSES_SCHEMA
 from pipelines.partitions import models_under_test
 from resources.io_manager import latest_materialization
@@ -81,25 +83,19 @@ def shopbench_scores_valid(shopbench_scores: pl.DataFrame, quality: QualityResou
     )
 
 
-REJECTS_NAMED = "Every row names its record and the reason it was refused."
-
-
-def _reasons_named(
-    frame: pl.DataFrame, name: str, schema: dict, record: str, quality: QualityResource
-) -> dg.AssetCheckResult:
-    suite = [*columns_exist(list(schema)), not_null(record), not_null("reason"), length_between("reason", 1, None)]
-    return quality.validate(frame, name, suite).to_check_result()
+REJECTS_NAMED = "The shared quarantine table: every row names its record, a known reason code and the detail."
 
 
 @dg.asset_check(asset="mission_draft_rejects", blocking=True, description=REJECTS_NAMED)
 def mission_draft_rejects_valid(mission_draft_rejects: pl.DataFrame, quality: QualityResource) -> dg.AssetCheckResult:
-    return _reasons_named(mission_draft_rejects, "mission_draft_rejects", REJECTS_SCHEMA, "draft_id", quality)
+    suite = [*quarantine_suite(DRAFT_REASONS), unique("record_id")]
+    return quality.validate(mission_draft_rejects, "mission_draft_rejects", suite).to_check_result()
 
 
 @dg.asset_check(asset="shopping_missions_quarantine", blocking=True, description=REJECTS_NAMED)
 def shopping_missions_quarantine_valid(
     shopping_missions_quarantine: pl.DataFrame, quality: QualityResource
 ) -> dg.AssetCheckResult:
-    return _reasons_named(
-        shopping_missions_quarantine, "shopping_missions_quarantine", QUARANTINE_SCHEMA, "record_number", quality
-    )
+    extra = [column for column in QUARANTINE_SCHEMA if column not in SHARED_QUARANTINE_SCHEMA]
+    suite = [*quarantine_suite(QUARANTINE_REASONS, extra), not_null("record_number")]
+    return quality.validate(shopping_missions_quarantine, "shopping_missions_quarantine", suite).to_check_result()

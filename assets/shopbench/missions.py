@@ -47,7 +47,8 @@ class MissionDraftsConfig(dg.Config):
             group_name=GROUP,
             code_version="1",
             kinds={"polars"},
-            description="Draft outputs that were not valid missions, with the reason and the raw output.",
+            description="Draft outputs that were not valid missions: the shared quarantine table (draft id, reason "
+            "code, detail, the raw output).",
         ),
     },
     pool="llm",
@@ -57,7 +58,8 @@ def mission_drafts(config: MissionDraftsConfig, llm: LLMResource, inputs: InputF
     count = config.drafts or scale.shopbench_drafts
     requests = draft_requests(bundled_catalog(inputs), count, config.seed, max_tokens=config.max_tokens)
     results = llm.chat(requests)
-    drafts, rejects = parse_drafts(results)
+    parsed = parse_drafts(results)
+    drafts, rejects = parsed.kept, parsed.quarantined
     approved = set(reviewed(drafts, read_reviewed_ids(inputs.shopbench_reviewed_drafts))["draft_id"])
     drafts = drafts.with_columns(
         pl.when(pl.col("draft_id").is_in(list(approved)))
@@ -69,13 +71,14 @@ def mission_drafts(config: MissionDraftsConfig, llm: LLMResource, inputs: InputF
         drafts,
         output_name="mission_drafts",
         metadata={
+            **parsed.metadata(),
             "requested": count,
             "drafted": drafts.height,
             "reviewed": len(approved),
             "reviewed_ids_file": dg.MetadataValue.path(inputs.shopbench_reviewed_drafts),
         },
     )
-    yield frame_output(rejects, output_name="mission_draft_rejects", metadata={"rejected": rejects.height})
+    yield frame_output(rejects, output_name="mission_draft_rejects", metadata=parsed.metadata())
 
 
 class MissionSource(dg.Config):
@@ -112,7 +115,8 @@ class ShoppingMissionsConfig(dg.Config):
             group_name=GROUP,
             code_version="1",
             kinds={"polars", "parquet"},
-            description="Every mission record that was not kept, with the record number and the reason.",
+            description="Every mission record that was not kept: the shared quarantine table (record, reason code, "
+            "detail, excerpt) plus its source format and record number.",
         ),
     },
 )
@@ -132,7 +136,7 @@ def shopping_missions(config: ShoppingMissionsConfig, mission_drafts: pl.DataFra
         pl.len().alias("missions"), (pl.col("n_turns") > 1).sum().alias("multi_turn")
     )
     counts = {
-        "rows_in": combined.rows_in,
+        **combined.split.metadata(),
         "sources": ", ".join(f"{source.path} ({source.format})" for source in sources),
         "reviewed_drafts": len(approved),
     }

@@ -6,6 +6,7 @@ from dataclasses import replace
 import dagster as dg
 import polars as pl
 
+from assets.quarantine import accounting, recorded_rows_in
 from ops.shopping.personas import PersonaBounds
 from ops.shopping.sandbox import gold_mismatches
 from ops.shopping.suites import (
@@ -23,7 +24,6 @@ from resources.inputs import InputFoldersResource
 from resources.io_manager import latest_materialization
 from resources.quality import QualityResource
 
-ROWS_ACCOUNTED = "rows in == products kept + rows quarantined"
 SEARCH_COVERS_CATALOG = "every ranked product is in the catalog"
 GOLD_REPRODUCED = "every gold answer is reproduced by its SQL inside the customer's sandbox"
 BUDGETS_RESPECTED = "no rendered context exceeds its budget"
@@ -42,23 +42,19 @@ def product_catalog_valid(
     product_catalog_quarantine: pl.DataFrame,
     quality: QualityResource,
 ) -> dg.AssetCheckResult:
-    event = latest_materialization(context.instance, dg.AssetKey("product_catalog"), None)
-    rows_in = event.metadata["rows_in"].value if event is not None else -1
+    rows_in = recorded_rows_in(context, "product_catalog")
+    accounted, counts = accounting(rows_in, product_catalog.height, product_catalog_quarantine.height)
     max_price = float(product_catalog["price"].max() or 0.0)
     return quality.validate(product_catalog, "product_catalog", product_catalog_suite(max_price)).to_check_result(
-        extra={ROWS_ACCOUNTED: rows_in == product_catalog.height + product_catalog_quarantine.height},
-        metadata={
-            "rows_in": rows_in,
-            "products": product_catalog.height,
-            "quarantined": product_catalog_quarantine.height,
-        },
+        extra=accounted, metadata=counts
     )
 
 
 @dg.asset_check(
     asset="product_catalog_quarantine",
     blocking=True,
-    description="Every quarantined record names its source, record number and reason.",
+    description="The shared quarantine table: every row names its record (source and record number), a known "
+    "reason code and the detail.",
 )
 def product_catalog_quarantine_valid(
     product_catalog_quarantine: pl.DataFrame, quality: QualityResource

@@ -5,14 +5,13 @@ earns reward 1."""
 import dagster as dg
 import polars as pl
 
+from assets.quarantine import accounting, recorded_rows_in
 from ops.common.expectations import between, columns_exist, in_set, not_null, unique
 from ops.tooluse.augment import AUGMENTATIONS, EXPECTED_BEHAVIOURS, oracle_invariant_violations
 from ops.tooluse.specs import SPECS_SCHEMA
 from ops.tooluse.trajectories import AUGMENTED_TRAJECTORY_SCHEMA, TRAJECTORY_SCHEMA
-from resources.io_manager import latest_materialization
 from resources.quality import QualityResource
 
-SPECS_ACCOUNTED = "records == specs kept + specs quarantined"
 ORACLES_PRESERVED = "every augmented oracle is byte-identical to its base and still scores 1"
 
 
@@ -28,13 +27,10 @@ def tool_specs_valid(
     tool_specs_quarantine: pl.DataFrame,
     quality: QualityResource,
 ) -> dg.AssetCheckResult:
-    event = latest_materialization(context.instance, dg.AssetKey("tool_specs"), None)
-    rows_in = event.metadata["rows_in"].value if event is not None else -1
+    rows_in = recorded_rows_in(context, "tool_specs")
+    accounted, counts = accounting(rows_in, tool_specs.height, tool_specs_quarantine.height)
     suite = [*columns_exist(list(SPECS_SCHEMA)), unique("tool_id"), not_null("spec_json"), between("n_params", 0, None)]
-    return quality.validate(tool_specs, "tool_specs", suite).to_check_result(
-        extra={SPECS_ACCOUNTED: rows_in == tool_specs.height + tool_specs_quarantine.height},
-        metadata={"rows_in": rows_in, "kept": tool_specs.height, "quarantined": tool_specs_quarantine.height},
-    )
+    return quality.validate(tool_specs, "tool_specs", suite).to_check_result(extra=accounted, metadata=counts)
 
 
 @dg.asset_check(

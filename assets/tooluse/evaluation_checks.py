@@ -7,12 +7,14 @@ import polars as pl
 
 from assets.models import load_model_files
 from assets.tooluse.evaluation import RL_ENVIRONMENT_FILE
-from ops.common.expectations import between, columns_exist, length_between, not_null, unique
-from ops.tooluse.augment import AUGMENT_REJECT_SCHEMA
+from ops.common.expectations import between, columns_exist, not_null, unique
+from ops.common.quarantine import QUARANTINE_SCHEMA as SHARED_QUARANTINE_SCHEMA
+from ops.common.quarantine import quarantine_suite
+from ops.tooluse.augment import AUGMENT_REASONS, AUGMENT_REJECT_SCHEMA
 from ops.tooluse.integrity import backend_problems, environment_problems, index_problems, policy_eval_problems
 from ops.tooluse.policy_eval import SCORED_SCHEMA
-from ops.tooluse.specs import QUARANTINE_SCHEMA
-from ops.tooluse.trajectories import REJECTS_SCHEMA
+from ops.tooluse.specs import QUARANTINE_SCHEMA, SPEC_REASONS
+from ops.tooluse.trajectories import REJECT_REASONS, REJECTS_SCHEMA
 from resources.artifact_store import ArtifactStoreResource
 from resources.embedder import EmbedderResource
 from resources.io_manager import latest_materialization
@@ -23,12 +25,12 @@ BACKENDS_SOUND = "one deterministic probe per tool; bad calls refused with their
 EVAL_ADDS_UP = "rewards in [0, 1]; per-category and per-augmentation counts add up to the rows"
 ENVIRONMENT_READABLE = "one JSON line per example with prompt, tools, oracle and reward"
 INDEX_COMPLETE = "one finite vector per tool spec"
-REJECTS_NAMED = "Every row names its record and the reason it was refused."
-# Reject and quarantine tables: their schema and the column naming the refused record.
+REJECTS_NAMED = "The shared quarantine table: every row names its record, a known reason code and the detail."
+# Reject and quarantine tables: their schema (the shared columns first) and their reason codes.
 REJECT_TABLES = {
-    "tool_specs_quarantine": (QUARANTINE_SCHEMA, "source"),
-    "base_tool_trajectory_rejects": (REJECTS_SCHEMA, "trajectory_id"),
-    "augmentation_rejects": (AUGMENT_REJECT_SCHEMA, "base_trajectory_id"),
+    "tool_specs_quarantine": (QUARANTINE_SCHEMA, SPEC_REASONS),
+    "base_tool_trajectory_rejects": (REJECTS_SCHEMA, REJECT_REASONS),
+    "augmentation_rejects": (AUGMENT_REJECT_SCHEMA, AUGMENT_REASONS),
 }
 
 
@@ -100,8 +102,8 @@ def tool_spec_index_valid(
 
 
 def _reasons_named(frame: pl.DataFrame, asset: str, quality: QualityResource) -> dg.AssetCheckResult:
-    schema, record = REJECT_TABLES[asset]
-    suite = [*columns_exist(list(schema)), not_null(record), not_null("reason"), length_between("reason", 1, None)]
+    schema, reasons = REJECT_TABLES[asset]
+    suite = quarantine_suite(reasons, [column for column in schema if column not in SHARED_QUARANTINE_SCHEMA])
     return quality.validate(frame, asset, suite).to_check_result()
 
 

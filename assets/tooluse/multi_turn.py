@@ -7,10 +7,11 @@ import dagster as dg
 import polars as pl
 
 from assets.outputs import frame_output, markdown_table, png_metadata
+from assets.quarantine import accounting, recorded_rows_in
 from assets.tooluse.specs import GROUP
 from ops.common.expectations import between, columns_exist, in_set, not_null, unique
 from ops.common.plots import grouped_bar_png
-from ops.common.quarantine import ROWS_ACCOUNTED, quarantine_suite
+from ops.common.quarantine import quarantine_suite
 from ops.tooluse.multi_turn import MultiTurnError, load_multi_turn
 from ops.tooluse.multi_turn_policy import play
 from ops.tooluse.multi_turn_tables import (
@@ -22,7 +23,6 @@ from ops.tooluse.multi_turn_tables import (
     task_from_row,
 )
 from resources.inputs import InputFoldersResource
-from resources.io_manager import latest_materialization
 from resources.llm import LLMResource
 from resources.quality import QualityResource
 from resources.scale import ScaleResource
@@ -74,9 +74,8 @@ def bfcl_multi_turn_tasks_valid(
     bfcl_multi_turn_tasks_quarantine: pl.DataFrame,
     quality: QualityResource,
 ) -> dg.AssetCheckResult:
-    event = latest_materialization(context.instance, dg.AssetKey("bfcl_multi_turn_tasks"), None)
-    rows_in = event.metadata["rows_in"].value if event is not None else -1
-    kept, quarantined = bfcl_multi_turn_tasks.height, bfcl_multi_turn_tasks_quarantine.height
+    rows_in = recorded_rows_in(context, "bfcl_multi_turn_tasks")
+    accounted, counts = accounting(rows_in, bfcl_multi_turn_tasks.height, bfcl_multi_turn_tasks_quarantine.height)
     suite = [
         *columns_exist(list(TASK_SCHEMA)),
         unique("task_id"),
@@ -84,8 +83,7 @@ def bfcl_multi_turn_tasks_valid(
         between("n_turns", 1, None),
     ]
     return quality.validate(bfcl_multi_turn_tasks, "bfcl_multi_turn_tasks", suite).to_check_result(
-        extra={ROWS_ACCOUNTED: rows_in == kept + quarantined},
-        metadata={"rows_in": rows_in, "kept": kept, "quarantined": quarantined},
+        extra=accounted, metadata=counts
     )
 
 

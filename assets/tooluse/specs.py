@@ -39,7 +39,8 @@ class ToolSpecsConfig(dg.Config):
             code_version="1",
             kinds={"polars", "parquet"},
             description="Tool specs refused (unknown types, recursive schemas, required naming a missing parameter, "
-            "bad names ...), with the reason.",
+            "bad names ...): the shared quarantine table (record, reason code, detail, excerpt) plus source, "
+            "record number and tool name.",
         ),
     },
 )
@@ -50,7 +51,7 @@ def tool_specs(config: ToolSpecsConfig, inputs: InputFoldersResource):
         results.append(load_user_tool_files(sorted(Path(inputs.tool_files).glob("*.json"))))
     combined = combine_specs(results)
     by_source = combined.specs.group_by("source").len().sort("source")
-    counts = {"rows_in": combined.rows_in, "records_read": combined.records_read}
+    counts = {**combined.split.metadata(), "records_read": combined.records_read}
     yield frame_output(
         combined.specs, output_name="tool_specs", metadata={**counts, "by_source": markdown_table(by_source)}
     )

@@ -45,7 +45,8 @@ class BaseTrajectoriesConfig(dg.Config):
             group_name=GROUP,
             code_version="1",
             kinds={"polars"},
-            description="Every trajectory that failed a validation level, with the level, round and reason.",
+            description="Every trajectory that failed a validation level: the shared quarantine table (record, "
+            "reason code, detail, excerpt) plus origin, level, round and the full payload.",
         ),
     },
     pool="llm",
@@ -115,8 +116,8 @@ class AugmentationConfig(dg.Config):
             group_name=GROUP,
             code_version="1",
             kinds={"polars"},
-            description="Augmentations not made, with the reason (no usable distractor, rewrite changed the oracle, "
-            "irrelevance example, ...).",
+            description="Augmentations not made: the shared quarantine table with the reason code (no usable "
+            "distractor, rewrite changed the oracle, irrelevance example, ...), plus the base and the kind.",
         ),
     },
     deps=["tool_spec_index"],

@@ -10,9 +10,10 @@ import dagster as dg
 import polars as pl
 
 from assets.models import load_model_files
+from assets.quarantine import accounting, recorded_rows_in
 from assets.translation.policy import DECISIONS_FILE
 from ops.common.expectations import between, columns_exist, in_set, not_null, row_count_between, unique
-from ops.common.quarantine import ROWS_ACCOUNTED, quarantine_suite
+from ops.common.quarantine import quarantine_suite
 from ops.translation.cipher import numbers_preserved
 from ops.translation.languages import TIERS
 from ops.translation.pareto import POINT_SCHEMA
@@ -36,10 +37,9 @@ SAMPLES_COMPLETE = "every (task, mode) has the same number of samples"
 CALLS_ONLY_FREE = "only free-mode rollouts call the tool"
 
 
-def _rows_in(context: dg.AssetCheckExecutionContext, key: str) -> tuple[int, dict]:
+def _latest_metadata(context: dg.AssetCheckExecutionContext, key: str) -> dict:
     event = latest_materialization(context.instance, dg.AssetKey(key), None)
-    metadata = event.metadata if event is not None else {}
-    return (metadata["rows_in"].value if "rows_in" in metadata else -1), metadata
+    return dict(event.metadata) if event is not None else {}
 
 
 @dg.asset_check(
@@ -54,7 +54,8 @@ def multilingual_tasks_valid(
     multilingual_tasks_quarantine: pl.DataFrame,
     quality: QualityResource,
 ) -> dg.AssetCheckResult:
-    rows_in, _ = _rows_in(context, "multilingual_tasks")
+    rows_in = recorded_rows_in(context, "multilingual_tasks")
+    accounted, counts = accounting(rows_in, multilingual_tasks.height, multilingual_tasks_quarantine.height)
     suite = [
         *columns_exist(list(TASK_SCHEMA)),
         unique("task_id"),
@@ -63,10 +64,8 @@ def multilingual_tasks_valid(
         in_set("tier", list(TIERS)),
         row_count_between(1, None),
     ]
-    accounted = rows_in == multilingual_tasks.height + multilingual_tasks_quarantine.height
     return quality.validate(multilingual_tasks, "multilingual_tasks", suite).to_check_result(
-        extra={ROWS_ACCOUNTED: accounted},
-        metadata={"rows_in": rows_in, "quarantined": multilingual_tasks_quarantine.height},
+        extra=accounted, metadata=counts
     )
 
 
@@ -100,7 +99,7 @@ def translated_tasks_valid(
     translated_tasks_quarantine: pl.DataFrame,
     quality: QualityResource,
 ) -> dg.AssetCheckResult:
-    rows_in, metadata = _rows_in(context, "translated_tasks")
+    rows_in, metadata = recorded_rows_in(context, "translated_tasks"), _latest_metadata(context, "translated_tasks")
     threshold = metadata["similarity_threshold"].value if "similarity_threshold" in metadata else 0.0
     suite = [
         *columns_exist(list(TRANSLATED_SCHEMA)),
@@ -115,10 +114,10 @@ def translated_tasks_valid(
             "english_question", "question", "back_translation"
         ).iter_rows()
     )
-    accounted = rows_in == translated_tasks.height + translated_tasks_quarantine.height
+    accounted, counts = accounting(rows_in, translated_tasks.height, translated_tasks_quarantine.height)
     return quality.validate(translated_tasks, "translated_tasks", suite).to_check_result(
-        extra={ROWS_ACCOUNTED: accounted, ANSWERS_PRESERVED: preserved},
-        metadata={"rows_in": rows_in, "quarantined": translated_tasks_quarantine.height},
+        extra={**accounted, ANSWERS_PRESERVED: preserved},
+        metadata=counts,
     )
 
 

@@ -30,7 +30,8 @@ MGSM_SAMPLE = REPO_ROOT / "samples" / "mgsm" / "mgsm_aligned.jsonl"
 
 
 class MultilingualTasksConfig(dg.Config):
-    """Items per family (-1: the profile's size), arithmetic operations, the MGSM file, user JSONL files, limits."""
+    """Items per family (-1: the profile's size), the generated family's operations (default: the lookup set,
+    see `ops.translation.tasks.OPERATION_SETS`), the MGSM file, user JSONL files, limits."""
 
     arithmetic_items: int = -1
     operations: list[str] = list(DEFAULT_OPERATIONS)
@@ -48,8 +49,8 @@ class MultilingualTasksConfig(dg.Config):
             code_version="1",
             kinds={"polars", "parquet"},
             description="Questions with numeric gold answers in every language of the tier table (aligned by "
-            "item), with tier and the aligned English original: arithmetic family, MGSM, the two cipher "
-            "languages, user JSONL.",
+            "item), with tier and the aligned English original: the generated family (lookup by default), MGSM, "
+            "the two cipher languages, user JSONL.",
         ),
         "multilingual_tasks_quarantine": dg.AssetOut(
             group_name=GROUP,

@@ -5,7 +5,9 @@ import numpy as np
 import polars as pl
 
 from assets.outputs import markdown_table
+from assets.quarantine import accounting, recorded_rows_in
 from assets.webdocs.embeddings import embeddings_table_name
+from ops.common.quarantine import ROWS_ACCOUNTED
 from ops.webdocs.annotation_health import HealthThresholds, annotation_health
 from ops.webdocs.cleaning import CleaningRules
 from ops.webdocs.embedding import embeddings_schema
@@ -24,8 +26,8 @@ from resources.lancedb import LanceDBResource, rows_where, vector_matrix
 from resources.quality import QualityResource
 from resources.scale import ScaleResource
 
-ROWS_ACCOUNTED = "rows in == rows kept + rows quarantined"
-ANNOTATIONS_ACCOUNTED = "documents sampled == documents annotated + documents quarantined"
+IDS_ACCOUNTED = "every raw doc id is kept or quarantined"
+ANNOTATED_OR_QUARANTINED = "no document is both annotated and quarantined"
 SAME_DOCUMENTS = "one embedding per kept document, none for others"
 
 
@@ -59,15 +61,10 @@ def web_docs_valid(
         if materialization
         else CleaningRules()
     )
-    accounted = raw_web_docs.height == web_docs.height + web_docs_quarantine.height
-    ids_accounted = set(raw_web_docs["doc_id"]) == set(web_docs["doc_id"]) | set(web_docs_quarantine["doc_id"])
+    accounted, counts = accounting(raw_web_docs.height, web_docs.height, web_docs_quarantine.height)
+    ids_accounted = set(raw_web_docs["doc_id"]) == set(web_docs["doc_id"]) | set(web_docs_quarantine["record_id"])
     return quality.validate(web_docs, "web_docs", web_docs_suite(rules)).to_check_result(
-        extra={ROWS_ACCOUNTED: accounted and ids_accounted},
-        metadata={
-            "rows_in": raw_web_docs.height,
-            "rows_kept": web_docs.height,
-            "rows_quarantined": web_docs_quarantine.height,
-        },
+        extra={**accounted, IDS_ACCOUNTED: ids_accounted}, metadata=counts
     )
 
 
@@ -133,14 +130,13 @@ def web_doc_annotations_valid(
     web_doc_annotations_quarantine: pl.DataFrame,
     quality: QualityResource,
 ) -> dg.AssetCheckResult:
-    event = latest_materialization(context.instance, dg.AssetKey("web_doc_annotations"), context.partition_key)
-    rows_in = event.metadata["rows_in"].value if event is not None else -1
-    quarantined = web_doc_annotations_quarantine["doc_id"].n_unique()
-    overlap = set(web_doc_annotations["doc_id"]) & set(web_doc_annotations_quarantine["doc_id"])
+    rows_in = recorded_rows_in(context, "web_doc_annotations", context.partition_key)
+    quarantined = web_doc_annotations_quarantine["record_id"].n_unique()
+    accounted, counts = accounting(rows_in, web_doc_annotations.height, quarantined)
+    overlap = set(web_doc_annotations["doc_id"]) & set(web_doc_annotations_quarantine["record_id"])
     suite = web_doc_annotations_suite(list(DIMENSIONS), vocabularies())
     return quality.validate(web_doc_annotations, "web_doc_annotations", suite).to_check_result(
-        extra={ANNOTATIONS_ACCOUNTED: rows_in == web_doc_annotations.height + quarantined and not overlap},
-        metadata={"rows_in": rows_in, "annotated": web_doc_annotations.height, "quarantined": quarantined},
+        extra={**accounted, ANNOTATED_OR_QUARANTINED: not overlap}, metadata=counts
     )
 
 

@@ -5,8 +5,8 @@ import math
 import dagster as dg
 import polars as pl
 
+from assets.quarantine import accounting
 from assets.webdocs.proxies import ALL_SHARDS, CHECKPOINTS_KEY
-from ops.common.quarantine import ROWS_ACCOUNTED
 from ops.webdocs.curation_suites import (
     dedup_quarantine_suite,
     documents_suite,
@@ -22,6 +22,7 @@ from resources.scale import ScaleResource
 from training.webdocs.proxy_lm import load_proxy
 
 DUPLICATES_POINT_AT_KEPT = "every duplicate_of is a kept document"
+KEPT_OR_QUARANTINED = "no document is both kept and quarantined"
 NOT_ITSELF = "no document is a duplicate of itself"
 PARTITIONS_MATCH = "partitions == filters to train"
 EMPTY_NOT_TRAINED = "filters keeping 0 documents are not partitions"
@@ -48,13 +49,15 @@ def web_docs_dedup_valid(
     rows_in = web_docs.select(pl.len()).collect().item()
     kept = set(web_docs_dedup["doc_id"])
     quarantined = web_docs_dedup_quarantine
+    accounted, counts = accounting(rows_in, len(kept), quarantined.height)
     report = quality.validate(web_docs_dedup, "web_docs_dedup", documents_suite())
     return report.to_check_result(
         extra={
-            ROWS_ACCOUNTED: rows_in == len(kept) + quarantined.height and not kept & set(quarantined["record_id"]),
+            **accounted,
+            KEPT_OR_QUARANTINED: not kept & set(quarantined["record_id"]),
             DUPLICATES_POINT_AT_KEPT: set(quarantined["duplicate_of"]) <= kept,
         },
-        metadata={"rows_in": rows_in, "rows_kept": len(kept), "rows_quarantined": quarantined.height},
+        metadata=counts,
     )
 
 

@@ -113,8 +113,9 @@ def raw_web_docs(context: dg.AssetExecutionContext, inputs: InputFoldersResource
             group_name=GROUP,
             code_version="2",
             kinds={"polars", "parquet"},
-            description="Every raw record that `web_docs` did not keep, with its reason and an excerpt "
-            "(a shard with no readable record is quarantined whole as `unreadable_shard`).",
+            description="Every raw record that `web_docs` did not keep: the shared quarantine table (doc id, "
+            "reason code, detail, excerpt) plus shard, line, url and length (a shard with no readable record is "
+            "quarantined whole as `unreadable_shard`).",
         ),
     },
     partitions_def=web_doc_shards,
@@ -130,7 +131,7 @@ def clean_web_docs(config: WebDocsCleaningConfig, raw_web_docs: pl.DataFrame):
         result.kept,
         output_name="web_docs",
         metadata={
-            "rows_in": raw_web_docs.height,
+            **result.metadata(),
             "cleaning_rules": rules.to_json(),
             "languages": markdown_table(languages),
             "mean_chars": round(float(result.kept["chars"].mean() or 0), 4),
@@ -141,8 +142,5 @@ def clean_web_docs(config: WebDocsCleaningConfig, raw_web_docs: pl.DataFrame):
     yield frame_output(
         result.quarantined,
         output_name="web_docs_quarantine",
-        metadata={
-            "rows_in": raw_web_docs.height,
-            "reasons": markdown_table(reasons),
-        },
+        metadata={**result.metadata(), "reasons": markdown_table(reasons)},
     )

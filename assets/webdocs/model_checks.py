@@ -9,6 +9,7 @@ import polars as pl
 from assets.models import load_model_files
 from assets.webdocs.students import STUDENTS, VALIDATION_PREDICTIONS
 from ops.common.expectations import between, columns_exist, in_set, not_null, unique
+from ops.common.quarantine import QUARANTINE_SCHEMA, quarantine_suite
 from ops.webdocs.annotation import QUARANTINE_SCHEMA as ANNOTATION_QUARANTINE_SCHEMA
 from ops.webdocs.annotation import REASONS as ANNOTATION_REASONS
 from ops.webdocs.integrity import agreement_problems, label_problems, nmi_problems
@@ -102,11 +103,6 @@ def web_doc_labels_valid(
 def web_doc_annotations_quarantine_valid(
     web_doc_annotations_quarantine: pl.DataFrame, quality: QualityResource
 ) -> dg.AssetCheckResult:
-    suite = [
-        *columns_exist(ANNOTATION_QUARANTINE_SCHEMA),
-        not_null("doc_id"),
-        unique("doc_id"),
-        not_null("pass"),
-        in_set("reason", ANNOTATION_REASONS),
-    ]
+    extra = [column for column in ANNOTATION_QUARANTINE_SCHEMA if column not in QUARANTINE_SCHEMA]
+    suite = [*quarantine_suite(ANNOTATION_REASONS, extra), unique("record_id"), not_null("pass")]
     return quality.validate(web_doc_annotations_quarantine, "web_doc_annotations_quarantine", suite).to_check_result()

@@ -60,7 +60,7 @@ def annotate_web_docs(config: AnnotationConfig, web_docs: pl.DataFrame, llm: LLM
         result.annotations,
         output_name="web_doc_annotations",
         metadata={
-            "rows_in": sample.height,
+            **result.split.metadata(),
             "shard_documents": web_docs.height,
             "teacher_model": llm.model_id,
             "docs_per_s": round(result.docs_per_s, 4),
@@ -72,10 +72,7 @@ def annotate_web_docs(config: AnnotationConfig, web_docs: pl.DataFrame, llm: LLM
     yield frame_output(
         result.quarantined,
         output_name="web_doc_annotations_quarantine",
-        metadata={
-            "rows_in": sample.height,
-            "reasons": markdown_table(result.quarantined.group_by("reason").len()),
-        },
+        metadata={**result.split.metadata(), "reasons": markdown_table(result.quarantined.group_by("reason").len())},
     )
 
 

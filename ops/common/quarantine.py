@@ -4,12 +4,16 @@ Every step that may refuse input returns a `Split`: the rows it kept, one quaran
 input record (a reason code from the step's own vocabulary, a human-readable detail and an excerpt of
 the raw record) and the number of rows that came in. `Split.accounted()` is the invariant every
 blocking check proves: rows in = rows kept + rows quarantined.
+
+A domain that must say more about a refused record (its shard, source line, level) appends its own
+columns after the shared ones (`{**QUARANTINE_SCHEMA, "shard": pl.String}`) and passes them as
+`Rejected.extra`; the first four columns and their meaning never change.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +39,12 @@ class Rejected:
     reason: str
     detail: str
     raw: Any = None
+    extra: Mapping[str, Any] | None = None
 
-    def row(self) -> dict[str, str]:
-        """This rejection as a row of `QUARANTINE_SCHEMA`."""
-        return {"record_id": self.record_id, "reason": self.reason, "detail": self.detail, "excerpt": excerpt(self.raw)}
+    def row(self) -> dict[str, Any]:
+        """This rejection as a row of `QUARANTINE_SCHEMA` (plus the domain's `extra` columns)."""
+        shared = {"record_id": self.record_id, "reason": self.reason, "detail": self.detail}
+        return {**shared, "excerpt": excerpt(self.raw), **(self.extra or {})}
 
 
 @dataclass(frozen=True)
@@ -67,14 +73,19 @@ class Split:
         return {**totals, **counts}
 
 
-def quarantine_frame(rejections: Iterable[Rejected], reasons: Sequence[str] | None = None) -> pl.DataFrame:
-    """Rejections as a frame of `QUARANTINE_SCHEMA`; with `reasons`, an unknown reason code is a bug and raises."""
+def quarantine_frame(
+    rejections: Iterable[Rejected],
+    reasons: Sequence[str] | None = None,
+    schema: Mapping[str, pl.DataType] = QUARANTINE_SCHEMA,
+) -> pl.DataFrame:
+    """Rejections as a frame of `schema` (the shared one unless a domain extends it); with `reasons`, an
+    unknown reason code is a bug and raises."""
     rows = [rejection.row() for rejection in rejections]
     if reasons is not None:
         unknown = sorted({row["reason"] for row in rows} - set(reasons))
         if unknown:
             raise ValueError(f"quarantine reason codes {unknown} are not in the step's vocabulary {list(reasons)}")
-    return pl.DataFrame(rows, schema=QUARANTINE_SCHEMA)
+    return pl.DataFrame(rows, schema=dict(schema))
 
 
 def split(
@@ -83,9 +94,11 @@ def split(
     rejections: Sequence[Rejected],
     rows_in: int,
     reasons: Sequence[str] | None = None,
+    quarantine_schema: Mapping[str, pl.DataType] = QUARANTINE_SCHEMA,
 ) -> Split:
     """Build a `Split` from kept rows and rejections; raises if a row was lost or invented."""
-    result = Split(pl.DataFrame(list(kept_rows), schema=kept_schema), quarantine_frame(rejections, reasons), rows_in)
+    quarantined = quarantine_frame(rejections, reasons, quarantine_schema)
+    result = Split(pl.DataFrame(list(kept_rows), schema=kept_schema), quarantined, rows_in)
     if not result.accounted():
         raise AssertionError(
             f"{ROWS_ACCOUNTED} failed: {rows_in} in, {result.kept.height} kept, {result.quarantined.height} quarantined"
@@ -101,6 +114,8 @@ def excerpt(raw: Any, limit: int = EXCERPT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def quarantine_suite(reasons: Sequence[str]) -> list[ExpectationSpec]:
-    """The expectations every quarantine table meets: the shared schema, a named record, a known reason code."""
-    return [*columns_exist(list(QUARANTINE_SCHEMA)), not_null("record_id"), in_set("reason", list(reasons))]
+def quarantine_suite(reasons: Sequence[str], extra_columns: Sequence[str] = ()) -> list[ExpectationSpec]:
+    """The expectations every quarantine table meets: the shared schema (plus the domain's `extra_columns`),
+    a named record, a known reason code and a detail saying what was wrong."""
+    columns = [*QUARANTINE_SCHEMA, *extra_columns]
+    return [*columns_exist(columns), not_null("record_id"), in_set("reason", list(reasons)), not_null("detail")]

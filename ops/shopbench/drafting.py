@@ -22,7 +22,8 @@ from typing import Any
 import polars as pl
 
 from ops.common.llm import ChatRequest, ChatResult
-from ops.shopbench.missions import parse_missions
+from ops.common.quarantine import Rejected, Split, split
+from ops.shopbench.missions import QUARANTINE_REASONS, parse_missions
 from ops.shopbench.taxonomy import SUBCATEGORIES, category_of
 
 DRAFTS_SCHEMA: dict[str, pl.DataType] = {
@@ -36,7 +37,9 @@ DRAFTS_SCHEMA: dict[str, pl.DataType] = {
     "n_criteria": pl.Int64(),
     "mission_json": pl.String(),
 }
-REJECTS_SCHEMA: dict[str, pl.DataType] = {"draft_id": pl.String(), "reason": pl.String(), "raw_output": pl.String()}
+# Why a draft was refused (the shared quarantine's `reason`; record_id = the draft id, excerpt = the raw
+# output): the drafter call failed, its output is not a mission, or the mission breaks a loading rule.
+DRAFT_REASONS: tuple[str, ...] = ("drafter_error", "not_json", "no_turns", "malformed_turn", *QUARANTINE_REASONS)
 _PLAN_SEPARATOR = "~"
 _MULTI_PRODUCT_CATEGORIES = frozenset({"Product Comparison", "Product Recommendation", "Shopping Guidance"})
 
@@ -153,23 +156,25 @@ def draft_requests(products: pl.DataFrame, n: int, seed: int, max_tokens: int = 
     return requests
 
 
-def parse_drafts(results: Sequence[ChatResult]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(drafts with status "draft", rejects with a reason): every result lands in exactly one."""
+def parse_drafts(results: Sequence[ChatResult]) -> Split:
+    """Drafts (status "draft") kept, refused ones quarantined with a `DRAFT_REASONS` code: every result lands in
+    exactly one (rows in = results)."""
     drafts, rejects = [], []
     for result in results:
         plan = DraftPlan.from_request_id(result.request_id)
         raw = result.text or ""
         if result.error is not None:
-            rejects.append({"draft_id": plan.draft_id, "reason": f"drafter error: {result.error}", "raw_output": raw})
+            rejects.append(Rejected(plan.draft_id, "drafter_error", result.error, raw))
             continue
         record = _mission_record(plan, result)
-        if isinstance(record, str):
-            rejects.append({"draft_id": plan.draft_id, "reason": record, "raw_output": raw})
+        if isinstance(record, tuple):
+            rejects.append(Rejected(plan.draft_id, *record, raw))
             continue
         line = json.dumps(record, ensure_ascii=False)
         checked = parse_missions([line], "assay")
         if checked.quarantine.height:
-            rejects.append({"draft_id": plan.draft_id, "reason": checked.quarantine["reason"][0], "raw_output": raw})
+            refused = checked.quarantine.row(0, named=True)
+            rejects.append(Rejected(plan.draft_id, refused["reason"], refused["detail"], raw))
             continue
         drafts.append(
             {
@@ -184,7 +189,7 @@ def parse_drafts(results: Sequence[ChatResult]) -> tuple[pl.DataFrame, pl.DataFr
                 "mission_json": line,
             }
         )
-    return pl.DataFrame(drafts, schema=DRAFTS_SCHEMA), pl.DataFrame(rejects, schema=REJECTS_SCHEMA)
+    return split(drafts, DRAFTS_SCHEMA, rejects, len(results), DRAFT_REASONS)
 
 
 def read_reviewed_ids(path: str | Path) -> set[str]:
@@ -201,20 +206,20 @@ def reviewed(drafts: pl.DataFrame, reviewed_ids: set[str]) -> pl.DataFrame:
     return drafts.filter(pl.col("draft_id").is_in(sorted(reviewed_ids))).with_columns(status=pl.lit("reviewed"))
 
 
-def _mission_record(plan: DraftPlan, result: ChatResult) -> dict[str, Any] | str:
-    """The draft as an assay-format mission record, or the reason it cannot be one."""
+def _mission_record(plan: DraftPlan, result: ChatResult) -> dict[str, Any] | tuple[str, str]:
+    """The draft as an assay-format mission record, or (reason code, detail) why it cannot be one."""
     payload = result.parsed
     if payload is None:
         try:
             payload = json.loads(result.text or "")
-        except json.JSONDecodeError:
-            return "drafter output is not JSON"
+        except json.JSONDecodeError as error:
+            return "not_json", f"drafter output is not JSON ({error.msg})"
     if not isinstance(payload, dict) or not isinstance(payload.get("turns"), list) or not payload["turns"]:
-        return "drafter output has no turns"
+        return "no_turns", "drafter output has no turns"
     turns = []
     for turn_index, turn in enumerate(payload["turns"]):
         if not isinstance(turn, dict) or not isinstance(turn.get("criteria"), list):
-            return f"turn {turn_index} is not a {{user, criteria}} object"
+            return "malformed_turn", f"turn {turn_index} is not a {{user, criteria}} object"
         criteria = [
             {
                 "id": f"{plan.draft_id}-t{turn_index}-c{number}",

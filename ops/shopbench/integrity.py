@@ -11,11 +11,12 @@ DRAFT_STATUSES = ("draft", "reviewed")
 
 
 def draft_problems(drafts: pl.DataFrame, rejects: pl.DataFrame, requested: int) -> list[str]:
-    """Every requested draft is a draft or a reject, once; statuses known."""
+    """Every requested draft is a draft or a reject (a shared quarantine row, `record_id` = draft id), once;
+    statuses known."""
     problems = []
     if drafts.height + rejects.height != requested:
         problems.append(f"{drafts.height} drafts + {rejects.height} rejects != {requested} requested")
-    ids = [*drafts["draft_id"], *rejects["draft_id"]]
+    ids = [*drafts["draft_id"], *rejects["record_id"]]
     if len(ids) != len(set(ids)):
         problems.append("a draft id occurs twice (among drafts and rejects)")
     unknown = set(drafts["status"]) - set(DRAFT_STATUSES)

@@ -14,8 +14,11 @@ Formats (`source_format`):
 
 Validation is per mission, and one bad criterion quarantines its whole mission with the reason of the
 first rule broken: a mission graded on part of its rubric would score differently from the one its
-authors wrote, so nothing is silently dropped. Every input line ends up in exactly one place:
-`missions.height + quarantine.height == rows_in`. A later record reusing a mission id (or a criterion
+authors wrote, so nothing is silently dropped. Every input line ends up in exactly one place: the
+result is the shared `Split` (`ops.common.quarantine`), kept missions + quarantined records = rows in,
+and a quarantine row has the shared columns (record_id = the mission id, or "<format>#<line>" when the
+record has none; a reason code from `QUARANTINE_REASONS`; the detail; the line) plus where it came from
+(`source_format`, `record_number`). A later record reusing a mission id (or a criterion
 id) is quarantined as a duplicate; the first one stands.
 """
 
@@ -30,6 +33,8 @@ from typing import Any
 
 import polars as pl
 
+from ops.common.quarantine import QUARANTINE_SCHEMA as SHARED_QUARANTINE_SCHEMA
+from ops.common.quarantine import Rejected, Split, split
 from ops.rubrics.criteria import Criterion, criteria_frame
 from ops.shopbench.taxonomy import CATEGORIES, is_known
 
@@ -46,13 +51,11 @@ MISSIONS_SCHEMA: dict[str, pl.DataType] = {
     "extra_json": pl.String(),
 }
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    **SHARED_QUARANTINE_SCHEMA,
     "source_format": pl.String(),
     "record_number": pl.Int64(),
-    "mission_id": pl.String(),
-    "reason": pl.String(),
-    "excerpt": pl.String(),
 }
-# Quarantine reasons, written as "<code>: <detail>" in the `reason` column.
+# Quarantine reason codes (the `reason` column; what exactly was wrong is in `detail`).
 QUARANTINE_REASONS: tuple[str, ...] = (
     "unreadable",
     "missing_id",
@@ -67,7 +70,6 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     "duplicate_criterion_id",
     "no_criteria",
 )
-EXCERPT_CHARS = 300
 
 # Tolerant field names for the Shopping Reasoning Bench release, first match wins.
 _SRB_KEYS: dict[str, tuple[str, ...]] = {
@@ -91,17 +93,22 @@ _FALSE_WORDS = frozenset({"false", "no", "optional", "nice_to_have", "nice-to-ha
 
 @dataclass(frozen=True)
 class MissionsResult:
-    """Missions, their criteria, the quarantined records and how many records were read."""
+    """The kept missions and quarantined records with how many were read (`split`), and the missions' criteria."""
 
-    missions: pl.DataFrame
+    split: Split
     criteria: pl.DataFrame
-    quarantine: pl.DataFrame
-    rows_in: int
 
     @property
-    def balanced(self) -> bool:
-        """True when every record read is either a mission or a quarantine row."""
-        return self.missions.height + self.quarantine.height == self.rows_in
+    def missions(self) -> pl.DataFrame:
+        return self.split.kept
+
+    @property
+    def quarantine(self) -> pl.DataFrame:
+        return self.split.quarantined
+
+    @property
+    def rows_in(self) -> int:
+        return self.split.rows_in
 
 
 class _Rejected(Exception):
@@ -155,7 +162,7 @@ def parse_missions(lines: Iterable[str], source_format: str) -> MissionsResult:
     reader = {"assay": _read_assay, "healthbench": _read_healthbench, "srb": _read_srb}[source_format]
     missions: list[dict[str, Any]] = []
     criteria: list[Criterion] = []
-    quarantine: list[dict[str, Any]] = []
+    quarantine: list[Rejected] = []
     seen_missions: set[str] = set()
     seen_criteria: set[str] = set()
     rows_in = 0
@@ -175,25 +182,16 @@ def parse_missions(lines: Iterable[str], source_format: str) -> MissionsResult:
         except _Rejected as rejection:
             if mission_id is not None:
                 seen_missions.add(mission_id)
-            quarantine.append(
-                {
-                    "source_format": source_format,
-                    "record_number": record_number,
-                    "mission_id": mission_id if mission_id is not None else rejection.mission_id,
-                    "reason": str(rejection),
-                    "excerpt": line.strip()[:EXCERPT_CHARS],
-                }
-            )
+            named = mission_id if mission_id is not None else rejection.mission_id
+            record_id = named if named is not None else f"{source_format}#{record_number}"
+            where = {"source_format": source_format, "record_number": record_number}
+            quarantine.append(Rejected(record_id, rejection.code, rejection.detail, line.strip(), where))
             continue
         seen_criteria.update(criterion.criterion_id for criterion in rows)
         criteria.extend(rows)
         missions.append(_mission_row(mission, source_format))
-    return MissionsResult(
-        missions=pl.DataFrame(missions, schema=MISSIONS_SCHEMA),
-        criteria=criteria_frame(criteria),
-        quarantine=pl.DataFrame(quarantine, schema=QUARANTINE_SCHEMA),
-        rows_in=rows_in,
-    )
+    kept_and_quarantined = split(missions, MISSIONS_SCHEMA, quarantine, rows_in, QUARANTINE_REASONS, QUARANTINE_SCHEMA)
+    return MissionsResult(kept_and_quarantined, criteria_frame(criteria))
 
 
 def _json_object(line: str) -> dict[str, Any]:
@@ -525,10 +523,12 @@ def combine_missions(results: Sequence[MissionsResult]) -> MissionsResult:
     """Several loaded sources as one result; a mission id in more than one source is an error that
     names the ids (a mission cannot be graded twice under one id)."""
     combined = MissionsResult(
-        missions=pl.concat([result.missions for result in results]),
+        Split(
+            kept=pl.concat([result.missions for result in results]),
+            quarantined=pl.concat([result.quarantine for result in results]),
+            rows_in=sum(result.rows_in for result in results),
+        ),
         criteria=pl.concat([result.criteria for result in results]),
-        quarantine=pl.concat([result.quarantine for result in results]),
-        rows_in=sum(result.rows_in for result in results),
     )
     duplicated = sorted(combined.missions.filter(pl.col("mission_id").is_duplicated())["mission_id"].unique())
     if duplicated:

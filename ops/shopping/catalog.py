@@ -2,7 +2,8 @@
 
 A `ColumnMapping` names the source columns, so a catalog never seen before loads with a mapping change
 only. Every record ends in exactly one of two frames: `products` (CATALOG_SCHEMA, one row per product)
-or `quarantine` (QUARANTINE_SCHEMA, with a reason), so rows in = rows kept + rows quarantined.
+or `quarantine` (QUARANTINE_SCHEMA: the shared quarantine columns with a `QUARANTINE_REASONS` code,
+plus source, record number and native id), the shared `Split`: rows in = rows kept + rows quarantined.
 
 Rules, in the order a record meets them (the first one broken is its quarantine reason):
 1. Bytes that are not UTF-8 quarantine that record only ("not valid UTF-8"); a line that is not JSON,
@@ -12,7 +13,7 @@ Rules, in the order a record meets them (the first one broken is its quarantine 
    of the source's currency in `ops.shopping.currencies`).
 3. "duplicate id": among records that pass every other rule, the first occurrence of an id is kept and
    later ones are quarantined, so a broken first copy does not hide a usable second one.
-Reasons with a detail keep a stable prefix before ": " (`reason_kind` returns it).
+A quarantine row's `reason` is the code, its `detail` the text above with the specifics.
 
 Normalization: titles and brands are NFC with whitespace folded (`normalize_text`); brand spellings that
 differ only in case collapse to the most frequent spelling in the file (ties: the first seen), and a
@@ -46,6 +47,8 @@ from typing import Any, NamedTuple
 import polars as pl
 import pyarrow.parquet as pq
 
+from ops.common.quarantine import QUARANTINE_SCHEMA as SHARED_QUARANTINE_SCHEMA
+from ops.common.quarantine import Rejected, Split, quarantine_frame
 from ops.common.text import normalize_text
 from ops.shopping.currencies import currency_defaults
 
@@ -65,38 +68,39 @@ CATALOG_COLUMNS: dict[str, pl.DataType] = {
     "consumable": pl.Boolean(),
 }
 CATALOG_SCHEMA = pl.Schema(CATALOG_COLUMNS)
+# The shared quarantine columns (record_id = "<source>#<record number>") plus where the record came from.
 QUARANTINE_COLUMNS: dict[str, pl.DataType] = {
+    **SHARED_QUARANTINE_SCHEMA,
     "source": pl.String(),
     "record_number": pl.Int64(),  # line the record starts on (CSV incl. header, JSONL) or 1-based row (Parquet)
     "product_id": pl.String(),  # the native id when it could be read
-    "reason": pl.String(),
-    "excerpt": pl.String(),
 }
 QUARANTINE_SCHEMA = pl.Schema(QUARANTINE_COLUMNS)
 
-REASON_NOT_UTF8 = "not valid UTF-8"
-REASON_MALFORMED = "malformed record"
-REASON_MISSING_ID = "missing id"
-REASON_EMPTY_TITLE = "empty title"
-REASON_MISSING_PRICE = "missing price"
-REASON_UNPARSEABLE_PRICE = "unparseable price"
-REASON_ABSURD_PRICE = "absurd price"
-REASON_DUPLICATE_ID = "duplicate id"
-QUARANTINE_REASONS: tuple[str, ...] = (
-    REASON_NOT_UTF8,
-    REASON_MALFORMED,
-    REASON_MISSING_ID,
-    REASON_EMPTY_TITLE,
-    REASON_MISSING_PRICE,
-    REASON_UNPARSEABLE_PRICE,
-    REASON_ABSURD_PRICE,
-    REASON_DUPLICATE_ID,
-)
+# Reason codes, and the words each detail starts with.
+REASON_NOT_UTF8 = "not_utf8"
+REASON_MALFORMED = "malformed_record"
+REASON_MISSING_ID = "missing_id"
+REASON_EMPTY_TITLE = "empty_title"
+REASON_MISSING_PRICE = "missing_price"
+REASON_UNPARSEABLE_PRICE = "unparseable_price"
+REASON_ABSURD_PRICE = "absurd_price"
+REASON_DUPLICATE_ID = "duplicate_id"
+REASON_TEXT: dict[str, str] = {
+    REASON_NOT_UTF8: "not valid UTF-8",
+    REASON_MALFORMED: "malformed record",
+    REASON_MISSING_ID: "missing id",
+    REASON_EMPTY_TITLE: "empty title",
+    REASON_MISSING_PRICE: "missing price",
+    REASON_UNPARSEABLE_PRICE: "unparseable price",
+    REASON_ABSURD_PRICE: "absurd price",
+    REASON_DUPLICATE_ID: "duplicate id",
+}
+QUARANTINE_REASONS: tuple[str, ...] = tuple(REASON_TEXT)
 
 UNCATEGORIZED = "Uncategorized"
 UNBRANDED = "Unbranded"
 CATEGORY_JOINER = " > "
-EXCERPT_CHARS = 200
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
 _SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -236,23 +240,29 @@ class CatalogSource:
 
 @dataclass(frozen=True)
 class CatalogResult:
-    """Products kept, records quarantined, and the counts an asset reports as metadata."""
+    """Products kept and records quarantined (the shared `split`), and the counts an asset reports as metadata."""
 
-    products: pl.DataFrame
-    quarantine: pl.DataFrame
-    rows_in: int
+    split: Split
     uncategorized: int = 0  # kept products filed under "Uncategorized" (no category in the source)
     unbranded: int = 0  # kept products filed under "Unbranded"
     brand_spellings_merged: int = 0  # brand spellings rewritten to a more frequent case variant
 
+    @property
+    def products(self) -> pl.DataFrame:
+        return self.split.kept
+
+    @property
+    def quarantine(self) -> pl.DataFrame:
+        return self.split.quarantined
+
+    @property
+    def rows_in(self) -> int:
+        return self.split.rows_in
+
     def metadata(self) -> dict[str, int]:
-        """Row counts, quarantine counts by reason kind, and the normalization counts."""
-        by_reason = Counter(reason_kind(reason) for reason in self.quarantine["reason"].to_list())
+        """Row counts, quarantine counts by reason code, and the normalization counts."""
         return {
-            "rows_in": self.rows_in,
-            "rows_kept": self.products.height,
-            "rows_quarantined": self.quarantine.height,
-            **{f"quarantined: {kind}": by_reason[kind] for kind in QUARANTINE_REASONS if by_reason[kind]},
+            **self.split.metadata(),
             "uncategorized": self.uncategorized,
             "unbranded": self.unbranded,
             "brand_spellings_merged": self.brand_spellings_merged,
@@ -292,9 +302,10 @@ def bundled_sources(catalogs_folder: Path) -> list[CatalogSource]:
     ]
 
 
-def reason_kind(reason: str) -> str:
-    """The stable part of a quarantine reason (the text before ': ', where a detail follows)."""
-    return reason.split(": ", 1)[0]
+def _reason_parts(reason: str) -> tuple[str, str]:
+    """(code, detail) of an internal "<code>: <specifics>" reason; the detail says it in words."""
+    code, _, specifics = reason.partition(": ")
+    return code, f"{REASON_TEXT[code]}: {specifics}" if specifics else REASON_TEXT[code]
 
 
 def load_catalogs(sources: Sequence[CatalogSource], max_price: float | None = None) -> CatalogResult:
@@ -303,10 +314,13 @@ def load_catalogs(sources: Sequence[CatalogSource], max_price: float | None = No
     if len(set(names)) != len(names):
         raise ValueError(f"catalog source names must be unique, got {names}")
     results = [load_catalog(source, max_price=max_price) for source in sources]
-    return CatalogResult(
-        products=pl.concat([r.products for r in results]) if results else CATALOG_SCHEMA.to_frame(),
-        quarantine=pl.concat([r.quarantine for r in results]) if results else QUARANTINE_SCHEMA.to_frame(),
+    combined = Split(
+        kept=pl.concat([r.products for r in results]) if results else CATALOG_SCHEMA.to_frame(),
+        quarantined=pl.concat([r.quarantine for r in results]) if results else QUARANTINE_SCHEMA.to_frame(),
         rows_in=sum(r.rows_in for r in results),
+    )
+    return CatalogResult(
+        combined,
         uncategorized=sum(r.uncategorized for r in results),
         unbranded=sum(r.unbranded for r in results),
         brand_spellings_merged=sum(r.brand_spellings_merged for r in results),
@@ -329,7 +343,7 @@ def load_catalog(source: CatalogSource, max_price: float | None = None) -> Catal
     records = readers[source.resolved_format](path, source)
     mapping = source.mapping
     kept: list[_Product] = []
-    quarantined: list[tuple[str, int, str | None, str, str]] = []
+    quarantined: list[Rejected] = []
     seen_ids: set[str] = set()
     rows_in = 0
     for record in records:
@@ -339,18 +353,22 @@ def load_catalog(source: CatalogSource, max_price: float | None = None) -> Catal
         if product is not None and product.native_id in seen_ids:
             product, reason = None, REASON_DUPLICATE_ID
         if product is None:
-            excerpt = record.excerpt[:EXCERPT_CHARS]
-            quarantined.append((source.name, record.number, _printable(native_id), str(reason), excerpt))
+            where = {"source": source.name, "record_number": record.number, "product_id": _printable(native_id)}
+            record_id = f"{source.name}#{record.number}"
+            quarantined.append(Rejected(record_id, *_reason_parts(str(reason)), record.excerpt, where))
             continue
         seen_ids.add(product.native_id)
         kept.append(product)
     brands, merged = _collapse_brand_case([p.brand for p in kept])
     products = _products_frame(source, kept, brands)
-    quarantine = pl.DataFrame(quarantined, schema=QUARANTINE_SCHEMA, orient="row")
+    quarantine = quarantine_frame(quarantined, QUARANTINE_REASONS, QUARANTINE_COLUMNS)
+    kept_and_quarantined = Split(products, quarantine, rows_in)
+    if not kept_and_quarantined.accounted():
+        raise AssertionError(
+            f"catalog {source.name}: {rows_in} in, {products.height} kept, {quarantine.height} refused"
+        )
     return CatalogResult(
-        products=products,
-        quarantine=quarantine,
-        rows_in=rows_in,
+        kept_and_quarantined,
         uncategorized=sum(p.category_path == [UNCATEGORIZED] for p in kept),
         unbranded=sum(brand == UNBRANDED for brand in brands),
         brand_spellings_merged=merged,

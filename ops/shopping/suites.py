@@ -6,8 +6,10 @@ from __future__ import annotations
 import polars as pl
 
 from ops.common.expectations import ExpectationSpec, between, columns_exist, in_set, not_null, unique
+from ops.common.quarantine import QUARANTINE_SCHEMA as SHARED_QUARANTINE_SCHEMA
+from ops.common.quarantine import quarantine_suite
 from ops.shopping.agent import AgentOutcome
-from ops.shopping.catalog import CATALOG_COLUMNS, QUARANTINE_COLUMNS
+from ops.shopping.catalog import CATALOG_COLUMNS, QUARANTINE_COLUMNS, QUARANTINE_REASONS
 from ops.shopping.evaluation import AGENT, EVAL_SCHEMA, LONG_CONTEXT
 from ops.shopping.personas import PERSONA_SCHEMA, PersonaBounds
 from ops.shopping.questions import ANSWER_TYPES, DIFFICULTIES, QUESTION_SCHEMA, TEMPLATES_BY_KIND
@@ -31,8 +33,9 @@ def product_catalog_suite(max_price: float) -> list[ExpectationSpec]:
 
 
 def catalog_quarantine_suite() -> list[ExpectationSpec]:
-    """Every quarantined record names its source, its record number and a reason."""
-    return [*columns_exist(list(QUARANTINE_COLUMNS)), not_null("source"), not_null("record_number"), not_null("reason")]
+    """The shared quarantine suite with the catalog's reason codes; every row names its source and record number."""
+    extra = [column for column in QUARANTINE_COLUMNS if column not in SHARED_QUARANTINE_SCHEMA]
+    return [*quarantine_suite(QUARANTINE_REASONS, extra), not_null("source"), not_null("record_number")]
 
 
 def personas_suite(bounds: PersonaBounds) -> list[ExpectationSpec]:

@@ -32,6 +32,7 @@ from xml.sax.saxutils import escape
 import polars as pl
 
 from ops.common.llm import ChatRequest, ChatResult, LLMClient
+from ops.common.quarantine import QUARANTINE_SCHEMA, Rejected
 from ops.common.text import normalize_text, sha256_hex
 from ops.tooluse.bfcl import ExpectedCall, parse_function_spec, parse_ground_truth
 from ops.tooluse.reward import RewardResult, normalize_string, score_output
@@ -56,12 +57,25 @@ EXPECTED_BEHAVIOURS: tuple[str, ...] = ("call", "detect_error", "ask_clarificati
 DEFAULT_DISTRACTORS = 3
 PROMPT_VERSION = "augment-v1"
 
+# The shared quarantine columns (record_id = the augmented id that was not made, "<base id>~<kind>";
+# excerpt = the base query) plus the base and the augmentation kind.
 AUGMENT_REJECT_SCHEMA: dict[str, pl.DataType] = {
+    **QUARANTINE_SCHEMA,
     "base_trajectory_id": pl.String(),
     "augmentation": pl.String(),
-    "reason": pl.String(),
-    "detail": pl.String(),
 }
+AUGMENT_REASONS: tuple[str, ...] = (
+    "no_call_oracle",
+    "no_distractor_candidates",
+    "no_tool_outputs",
+    "llm_error",
+    "unparseable_rewrite",
+    "unchanged_query",
+    "oracle_not_preserved",
+    "consistency_unparseable",
+    "base_oracle_fails",
+    "oracle_fails_reward",
+)
 VIOLATION_SCHEMA: dict[str, pl.DataType] = {
     "trajectory_id": pl.String(),
     "base_trajectory_id": pl.String(),
@@ -146,7 +160,11 @@ def _row(base: Mapping[str, Any], kind: str, behaviour: str, **changes: Any) -> 
 
 
 def _reject(base: Mapping[str, Any], kind: str, reason: str, detail: str = "") -> dict[str, Any]:
-    return {"base_trajectory_id": base["trajectory_id"], "augmentation": kind, "reason": reason, "detail": detail[:500]}
+    """One `AUGMENT_REJECT_SCHEMA` row; an unknown reason code is a bug and raises."""
+    if reason not in AUGMENT_REASONS:
+        raise ValueError(f"unknown augmentation reason {reason!r}; expected one of {AUGMENT_REASONS}")
+    where = {"base_trajectory_id": base["trajectory_id"], "augmentation": kind}
+    return Rejected(f"{base['trajectory_id']}~{kind}", reason, detail[:500], base.get("query"), where).row()
 
 
 # ---------------------------------------------------------------- distractor tools
@@ -351,7 +369,8 @@ def _rewritten_rows(
     for base, result in zip(bases, client.chat(rewrite_requests(bases, kind, seed)), strict=True):
         query, reason = parse_rewrite(base, result)
         if query is None:
-            rejects.append(_reject(base, kind, reason.split(":")[0], reason))
+            code, _, detail = reason.partition(": ")
+            rejects.append(_reject(base, kind, code, detail))
         else:
             rewritten.append((base, query))
     if kind == "ambiguous_query":

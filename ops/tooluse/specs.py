@@ -5,7 +5,8 @@ The canonical form of a tool is BFCL's function doc: `{"name", "description", "p
 boolean, array, dict, tuple, any). JSON-schema input is converted (object -> dict, number -> float; a
 `["T", "null"]` union becomes T). Specs are deduplicated by their canonical JSON.
 
-Validation rules (a failing spec goes to the quarantine frame with its reason, never raises):
+Validation rules (a failing spec goes to the shared quarantine frame with a `SPEC_REASONS` code and the
+detail, never raises):
 - the name must match `[A-Za-z_][A-Za-z0-9_.-]*`;
 - every schema node needs a known type; `properties` must map names to schema objects;
 - `$ref`, `$defs`/`definitions` and `anyOf`/`oneOf`/`allOf` are refused (recursive or composed schemas
@@ -26,10 +27,12 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
+from ops.common.quarantine import QUARANTINE_SCHEMA as SHARED_QUARANTINE_SCHEMA
+from ops.common.quarantine import Rejected, Split, split
 from ops.common.text import sha256_hex
 from ops.tooluse.bfcl import SINGLE_TURN_CATEGORIES, read_jsonl
 
@@ -39,7 +42,6 @@ BFCL_TYPES: frozenset[str] = frozenset({"string", "integer", "float", "boolean",
 _JSON_SCHEMA_TYPES: dict[str, str] = {"object": "dict", "number": "float"}
 _RECURSIVE_KEYS: tuple[str, ...] = ("$ref", "$defs", "definitions", "$dynamicRef", "$recursiveRef")
 _COMPOSITION_KEYS: tuple[str, ...] = ("anyOf", "oneOf", "allOf")
-_EXCERPT_CHARS = 240
 
 SPECS_SCHEMA: dict[str, pl.DataType] = {
     "tool_id": pl.String(),
@@ -51,13 +53,33 @@ SPECS_SCHEMA: dict[str, pl.DataType] = {
     "n_required": pl.Int64(),
     "warnings": pl.String(),
 }
+# The shared quarantine columns (record_id = "<source>#<record number>") plus where the record came from.
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    **SHARED_QUARANTINE_SCHEMA,
     "source": pl.String(),
     "record_number": pl.Int64(),
     "name": pl.String(),
-    "reason": pl.String(),
-    "excerpt": pl.String(),
 }
+# Why a tool record is quarantined (the `reason` column); `detail` says where in the schema.
+SPEC_REASONS: tuple[str, ...] = (
+    "unreadable",
+    "not_an_object",
+    "invalid_name",
+    "bad_parameters",
+    "bad_schema",
+    "unknown_type",
+    "bad_required",
+    "recursive_schema",
+    "composed_schema",
+    "too_deep",
+)
+
+
+class SpecProblem(NamedTuple):
+    """Why a tool spec is refused: a `SPEC_REASONS` code and the detail."""
+
+    code: str
+    detail: str
 
 
 def canonical_json(obj: Any) -> str:
@@ -67,16 +89,25 @@ def canonical_json(obj: Any) -> str:
 
 @dataclass(frozen=True)
 class SpecsResult:
-    """Validated tool specs (`SPECS_SCHEMA`), quarantined records (`QUARANTINE_SCHEMA`) and counts.
-
-    `rows_in` counts distinct records after deduplication, so `rows_in == specs.height +
-    quarantine.height`; `records_read` counts every record read, duplicates included.
+    """Validated tool specs (`SPECS_SCHEMA`) and quarantined records (`QUARANTINE_SCHEMA`) as the shared
+    `Split`, whose rows in count distinct records after deduplication; `records_read` counts every
+    record read, duplicates included.
     """
 
-    specs: pl.DataFrame
-    quarantine: pl.DataFrame
-    rows_in: int
+    split: Split
     records_read: int = 0
+
+    @property
+    def specs(self) -> pl.DataFrame:
+        return self.split.kept
+
+    @property
+    def quarantine(self) -> pl.DataFrame:
+        return self.split.quarantined
+
+    @property
+    def rows_in(self) -> int:
+        return self.split.rows_in
 
 
 @dataclass
@@ -84,38 +115,33 @@ class _Collector:
     """Accumulates records from several sources, dropping exact duplicates (by canonical JSON)."""
 
     kept: list[tuple[str, dict[str, Any], list[str]]] = field(default_factory=list)
-    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[Rejected] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     records_read: int = 0
 
     def add(self, source: str, record_number: int, raw: Any) -> None:
         self.records_read += 1
         if not isinstance(raw, dict):
-            self._quarantine(source, record_number, None, f"tool record is a {type(raw).__name__}, not an object", raw)
+            problem = SpecProblem("not_an_object", f"tool record is a {type(raw).__name__}, not an object")
+            self.quarantine(source, record_number, None, problem, raw)
             return
         spec = canonical_spec(raw)
         key = canonical_json(spec)
         if key in self.seen:
             return
         self.seen.add(key)
-        reason = validate_spec(spec)
-        if reason is not None:
+        problem = spec_problem(spec)
+        if problem is not None:
             name = spec.get("name") if isinstance(spec.get("name"), str) else None
-            self._quarantine(source, record_number, name, reason, raw)
+            self.quarantine(source, record_number, name, problem, raw)
             return
         self.kept.append((source, spec, spec_warnings(raw)))
 
-    def _quarantine(self, source: str, record_number: int, name: str | None, reason: str, raw: Any) -> None:
+    def quarantine(self, source: str, record_number: int, name: str | None, problem: SpecProblem, raw: Any) -> None:
+        """Refuse one record, named "<source>#<record number>"."""
         excerpt = canonical_json(raw) if _json_safe(raw) else repr(raw)
-        self.quarantined.append(
-            {
-                "source": source,
-                "record_number": record_number,
-                "name": name,
-                "reason": reason,
-                "excerpt": excerpt[:_EXCERPT_CHARS],
-            }
-        )
+        where = {"source": source, "record_number": record_number, "name": name}
+        self.quarantined.append(Rejected(f"{source}#{record_number}", *problem, excerpt, where))
 
     def result(self) -> SpecsResult:
         specs_by_name: dict[str, set[str]] = {}
@@ -140,12 +166,9 @@ class _Collector:
                     "warnings": "; ".join(warnings),
                 }
             )
-        return SpecsResult(
-            specs=pl.DataFrame(rows, schema=SPECS_SCHEMA),
-            quarantine=pl.DataFrame(self.quarantined, schema=QUARANTINE_SCHEMA),
-            rows_in=len(self.kept) + len(self.quarantined),
-            records_read=self.records_read,
-        )
+        rows_in = len(self.kept) + len(self.quarantined)
+        kept_and_quarantined = split(rows, SPECS_SCHEMA, self.quarantined, rows_in, SPEC_REASONS, QUARANTINE_SCHEMA)
+        return SpecsResult(kept_and_quarantined, records_read=self.records_read)
 
 
 def _json_safe(obj: Any) -> bool:
@@ -217,64 +240,72 @@ def spec_warnings(raw: dict[str, Any]) -> list[str]:
     return []
 
 
-def _validate_node(node: Any, path: str, depth: int) -> str | None:
-    """Reason why one schema node (and its children) is invalid, or None."""
+def _validate_node(node: Any, path: str, depth: int) -> SpecProblem | None:
+    """Why one schema node (and its children) is invalid, or None."""
     if not isinstance(node, dict):
-        return f"{path}: schema is a {type(node).__name__}, not an object"
+        return SpecProblem("bad_schema", f"{path}: schema is a {type(node).__name__}, not an object")
     if depth > MAX_DEPTH:
-        return f"{path}: schema nested deeper than {MAX_DEPTH} levels"
+        return SpecProblem("too_deep", f"{path}: schema nested deeper than {MAX_DEPTH} levels")
     for key in _RECURSIVE_KEYS:
         if key in node:
-            return f"{path}: recursive schema ({key}) is not supported"
+            return SpecProblem("recursive_schema", f"{path}: recursive schema ({key}) is not supported")
     for key in _COMPOSITION_KEYS:
         if key in node:
-            return f"{path}: composed schema ({key}) is not supported"
+            return SpecProblem("composed_schema", f"{path}: composed schema ({key}) is not supported")
     if "type" not in node:
-        return f"{path}: no type"
+        return SpecProblem("bad_schema", f"{path}: no type")
     schema_type = node["type"]
     if not isinstance(schema_type, str) or schema_type not in BFCL_TYPES:
-        return f"{path}: unknown type {schema_type!r}"
+        return SpecProblem("unknown_type", f"{path}: unknown type {schema_type!r}")
     if "enum" in node and not isinstance(node["enum"], list):
-        return f"{path}: enum is not a list"
+        return SpecProblem("bad_schema", f"{path}: enum is not a list")
     if "properties" in node:
         properties = node["properties"]
         if not isinstance(properties, dict):
-            return f"{path}: properties is a {type(properties).__name__}, not an object"
+            return SpecProblem("bad_schema", f"{path}: properties is a {type(properties).__name__}, not an object")
         for name, child in properties.items():
-            reason = _validate_node(child, f"{path}.{name}", depth + 1)
-            if reason:
-                return reason
+            problem = _validate_node(child, f"{path}.{name}", depth + 1)
+            if problem:
+                return problem
         required = node.get("required", [])
         if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
-            return f"{path}: required is not a list of names"
+            return SpecProblem("bad_required", f"{path}: required is not a list of names")
         missing = [r for r in required if r not in properties]
         if missing:
-            return f"{path}: required names parameters that do not exist: {missing}"
+            return SpecProblem("bad_required", f"{path}: required names parameters that do not exist: {missing}")
     if "items" in node:
         items = node["items"]
         children = items if isinstance(items, list) else [items]
         for i, child in enumerate(children):
-            reason = _validate_node(child, f"{path}[{i}]", depth + 1)
-            if reason:
-                return reason
+            problem = _validate_node(child, f"{path}[{i}]", depth + 1)
+            if problem:
+                return problem
     return None
 
 
-def validate_spec(spec: dict[str, Any]) -> str | None:
+def spec_problem(spec: dict[str, Any]) -> SpecProblem | None:
     """Why a canonical spec cannot be used (name, types, recursion, required, properties), or None."""
     name = spec.get("name")
     if not isinstance(name, str) or not name:
-        return "missing name"
+        return SpecProblem("invalid_name", "missing name")
     if not NAME_PATTERN.fullmatch(name):
-        return f"invalid name {name!r}: must match {NAME_PATTERN.pattern}"
+        return SpecProblem("invalid_name", f"invalid name {name!r}: must match {NAME_PATTERN.pattern}")
     parameters = spec.get("parameters")
     if not isinstance(parameters, dict):
-        return f"parameters is a {type(parameters).__name__}, not an object"
+        return SpecProblem("bad_parameters", f"parameters is a {type(parameters).__name__}, not an object")
     if parameters.get("type") != "dict":
-        return f"parameters must be of type dict (object), got {parameters.get('type')!r}"
+        detail = f"parameters must be of type dict (object), got {parameters.get('type')!r}"
+        return SpecProblem("bad_parameters", detail)
     if not isinstance(parameters.get("properties"), dict):
-        return f"parameters.properties is a {type(parameters.get('properties')).__name__}, not an object"
+        detail = f"parameters.properties is a {type(parameters.get('properties')).__name__}, not an object"
+        return SpecProblem("bad_parameters", detail)
     return _validate_node(parameters, "parameters", 0)
+
+
+def validate_spec(spec: dict[str, Any]) -> str | None:
+    """What is wrong with a canonical spec, in words (`spec_problem`'s detail), or None."""
+    problem = spec_problem(spec)
+    return problem.detail if problem else None
 
 
 def spec_text(spec: dict[str, Any]) -> str:
@@ -321,9 +352,7 @@ def load_user_tool_files(paths: Iterable[Path]) -> SpecsResult:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             collector.records_read += 1
-            collector.quarantined.append(
-                {"source": source, "record_number": 0, "name": None, "reason": f"unreadable JSON: {exc}", "excerpt": ""}
-            )
+            collector.quarantine(source, 0, None, SpecProblem("unreadable", f"unreadable JSON: {exc}"), None)
             continue
         records = data if isinstance(data, list) else [data]
         for number, raw in enumerate(records, start=1):
@@ -333,9 +362,9 @@ def load_user_tool_files(paths: Iterable[Path]) -> SpecsResult:
 
 def combine_specs(results: Sequence[SpecsResult]) -> SpecsResult:
     """Several loaded spec sources (BFCL, user files) as one result, counts added up."""
-    return SpecsResult(
-        specs=pl.concat([result.specs for result in results]),
-        quarantine=pl.concat([result.quarantine for result in results]),
+    kept_and_quarantined = Split(
+        kept=pl.concat([result.specs for result in results]),
+        quarantined=pl.concat([result.quarantine for result in results]),
         rows_in=sum(result.rows_in for result in results),
-        records_read=sum(result.records_read for result in results),
     )
+    return SpecsResult(kept_and_quarantined, records_read=sum(result.records_read for result in results))

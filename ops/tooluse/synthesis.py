@@ -366,7 +366,8 @@ def _run_round(
 
     def fail(seed: Seed, level: str, reason: str, payload: Any) -> None:
         out.failures[seed.seed_id] = Failure(level, reason)
-        out.rejects.append(reject_row(f"synth:{seed.seed_id}", ORIGIN, level, round, reason, payload))
+        code, _, detail = reason.partition(": ")
+        out.rejects.append(reject_row(f"synth:{seed.seed_id}", ORIGIN, level, round, code, detail, payload))
 
     results = client.chat(synthesis_requests(pending, round, feedback, temperature, max_tokens))
     executed: list[Candidate] = []

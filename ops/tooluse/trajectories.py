@@ -6,9 +6,12 @@ the outputs of the oracle calls on the simulated backend and, for synthesized ro
 answer. JSON columns are `canonical_json`, so equal content is byte-equal (augmentations are checked
 against their base by byte comparison of `oracle_json`).
 
-Whatever fails validation goes to a rejects frame (`REJECTS_SCHEMA`) with the level that refused it:
-"format" (schema and shape), "execution" (the simulated backend returned a typed error) or "judge"
-(the answer does not follow from the outputs; synthesized trajectories only), and the synthesis round.
+Whatever fails validation goes to a rejects frame (`REJECTS_SCHEMA`: the shared quarantine columns, a
+`REJECT_REASONS` code and the detail, plus origin, level, round and the full payload) with the level that
+refused it: "format" (schema and shape), "execution" (the simulated backend returned a typed error, whose
+type is the reason code) or "judge" (the answer does not follow from the outputs; synthesized
+trajectories only), and the synthesis round. A synthesized seed may be refused in one round and
+accepted in a later one, so the frame is unique per (record_id, round), not per record.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from typing import Any
 
 import polars as pl
 
-from ops.tooluse.backends import SimulatedBackend
+from ops.common.quarantine import QUARANTINE_SCHEMA, Rejected
+from ops.tooluse.backends import SimulatedBackend, ToolErrorType
 from ops.tooluse.bfcl import BfclExample, ExpectedCall, FunctionSpec
 from ops.tooluse.specs import canonical_json, canonical_spec, validate_spec
 
@@ -28,6 +32,7 @@ __all__ = [
     "KNOWN_EXECUTION_ISSUES",
     "REJECTS_SCHEMA",
     "REJECT_LEVELS",
+    "REJECT_REASONS",
     "TRAJECTORY_SCHEMA",
     "bfcl_trajectories",
     "canonical_json",
@@ -55,14 +60,31 @@ AUGMENTED_TRAJECTORY_SCHEMA: dict[str, pl.DataType] = {
     "expected_behaviour": pl.String(),
 }
 REJECTS_SCHEMA: dict[str, pl.DataType] = {
-    "trajectory_id": pl.String(),
+    **QUARANTINE_SCHEMA,
     "origin": pl.String(),
     "level": pl.String(),
     "round": pl.Int64(),
-    "reason": pl.String(),
     "payload_json": pl.String(),
 }
 REJECT_LEVELS: tuple[str, ...] = ("format", "execution", "judge")
+# Reason codes: format (BFCL import, then synthesized candidates), execution (the backend's typed
+# errors), judge.
+FORMAT_REASONS: tuple[str, ...] = (
+    "empty_query",
+    "invalid_tool",
+    "unoffered_call",
+    "llm_error",
+    "not_json",
+    "not_object",
+    "missing_query",
+    "missing_final_answer",
+    "no_calls",
+    "malformed_call",
+    "unknown_tool",
+    "bad_arguments",
+)
+JUDGE_REASONS: tuple[str, ...] = ("inconsistent", "judge_ungraded")
+REJECT_REASONS: tuple[str, ...] = (*FORMAT_REASONS, *(kind.value for kind in ToolErrorType), *JUDGE_REASONS)
 # Bundled BFCL examples whose oracle call, built from the first accepted values, is not a valid call of
 # its own spec, so the typed backend refuses it (BFCL's checker lets some through with its "variable"
 # rule: a string oracle value standing for a variable of another type). Besides bfcl.KNOWN_ORACLE_ISSUES.
@@ -117,19 +139,16 @@ def render_calls(calls: Sequence[tuple[str, dict[str, Any]]]) -> str:
 
 
 def reject_row(
-    trajectory_id: str, origin: str, level: str, round_number: int, reason: str, payload: Any
+    trajectory_id: str, origin: str, level: str, round_number: int, reason: str, detail: str, payload: Any
 ) -> dict[str, Any]:
-    """One row of the rejects frame; `level` must be one of `REJECT_LEVELS`."""
+    """One row of the rejects frame; `level` must be one of `REJECT_LEVELS` and `reason` of `REJECT_REASONS`."""
     if level not in REJECT_LEVELS:
         raise ValueError(f"unknown rejection level {level!r}; expected one of {REJECT_LEVELS}")
-    return {
-        "trajectory_id": trajectory_id,
-        "origin": origin,
-        "level": level,
-        "round": round_number,
-        "reason": reason,
-        "payload_json": canonical_json(payload),
-    }
+    if reason not in REJECT_REASONS:
+        raise ValueError(f"unknown rejection reason {reason!r}; expected one of {REJECT_REASONS}")
+    payload_json = canonical_json(payload)
+    where = {"origin": origin, "level": level, "round": round_number, "payload_json": payload_json}
+    return Rejected(trajectory_id, reason, detail, payload_json, where).row()
 
 
 def _query(example: BfclExample) -> str:
@@ -137,17 +156,18 @@ def _query(example: BfclExample) -> str:
     return next((m["content"] for m in reversed(example.messages) if m.get("role") == "user"), "")
 
 
-def _format_problem(example: BfclExample, tools: list[dict[str, Any]]) -> str | None:
+def _format_problem(example: BfclExample, tools: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(reason code, detail) of an example that cannot be a trajectory as offered, or None."""
     if not _query(example).strip():
-        return "empty user query"
+        return "empty_query", "empty user query"
     for tool in tools:
         reason = validate_spec(tool)
         if reason:
-            return f"tool {tool.get('name')!r}: {reason}"
+            return "invalid_tool", f"tool {tool.get('name')!r}: {reason}"
     offered = {tool["name"] for tool in tools}
     missing = [call.name for call in example.expected if call.name not in offered]
     if missing:
-        return f"oracle calls functions that are not offered: {missing}"
+        return "unoffered_call", f"oracle calls functions that are not offered: {missing}"
     return None
 
 
@@ -174,7 +194,7 @@ def bfcl_trajectories(examples: Sequence[BfclExample], backend: SimulatedBackend
         }
         problem = _format_problem(example, tools)
         if problem:
-            rejects.append(reject_row(trajectory_id, "bfcl", "format", 0, problem, payload))
+            rejects.append(reject_row(trajectory_id, "bfcl", "format", 0, *problem, payload))
             continue
         offered = {tool["name"]: tool for tool in tools}
         outputs: list[dict[str, Any]] = []
@@ -182,11 +202,11 @@ def bfcl_trajectories(examples: Sequence[BfclExample], backend: SimulatedBackend
             arguments = first_accepted_arguments(call, example.spec(call.name))
             result = backend.execute_spec(offered[call.name], arguments)
             if not result.ok:
-                problem = f"{call.name}: {result.error_type}: {result.message}"
+                problem = (str(result.error_type), f"{call.name}: {result.error_type}: {result.message}")
                 break
             outputs.append({"name": call.name, "output": result.output})
         if problem:
-            rejects.append(reject_row(trajectory_id, "bfcl", "execution", 0, problem, payload))
+            rejects.append(reject_row(trajectory_id, "bfcl", "execution", 0, *problem, payload))
             continue
         rows.append(
             {

@@ -35,8 +35,21 @@ POLICY_PROMPT = (
     '[{"name": "translate", "arguments": {"text": "<the question>"}}] to get it in English.'
 )
 TOOL_RESULT = "translate returned: {english}\nAnswer with just the number."
-# One-shot examples: without them SmolLM2-135M explains instead of answering (measured, README).
-_EXAMPLE_ANSWER = ({"role": "user", "content": "What is 2 plus 3?"}, {"role": "assistant", "content": "5"})
+# Few-shot English examples of the local default family (lookup): without examples SmolLM2-135M explains
+# instead of answering; with five of the task's own kind it answers lookups above chance
+# (measured, docs/translation.md). They are format examples for every family (MGSM on gpu too).
+FEW_SHOT: tuple[tuple[str, str], ...] = (
+    ("In the list 7, 9, 2, what is the third number?", "2"),
+    ("In the list 3, 4, 2, what is the first number?", "3"),
+    ("In the list 2, 5, 6, what is the second number?", "5"),
+    ("In the list 9, 2, 5, what is the second number?", "2"),
+    ("In the list 4, 7, 6, what is the third number?", "6"),
+)
+_EXAMPLE_ANSWER = tuple(
+    message
+    for question, answer in FEW_SHOT
+    for message in ({"role": "user", "content": question}, {"role": "assistant", "content": answer})
+)
 _EXAMPLE_FOREIGN = "Mwx pt 6 zpfa 1?"
 
 

@@ -4,15 +4,20 @@ Every row is one question in one language, aligned with the other languages of t
 `item_id`; `english_question` is the aligned English original where one exists (what the oracle
 translator returns). Answers are numbers written as strings, compared numerically.
 
-The arithmetic family exists because the local SmolLM2-135M cannot solve MGSM in any language: it
-must reach clearly non-trivial English accuracy for a translate-or-not decision to mean anything.
-Its non-English templates were written by hand (like MGSM's human translations), one per operation.
+The generated family (`arithmetic_items`, item ids `arith_*`, family `arithmetic`) exists because the
+local SmolLM2-135M cannot solve MGSM in any language: it must reach clearly non-trivial English accuracy
+for a translate-or-not decision to mean anything. Its operation sets are arithmetic (plus, minus, times,
+after, before), compare (larger, smaller) and lookup (the first, second or third number of a list); the
+wording decides the answer in each, so a policy that cannot read the language is at chance. Lookup is
+the local default (measured, docs/translation.md). Non-English templates were written by hand (like
+MGSM's human translations), one per operation.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -40,7 +45,7 @@ ARITHMETIC = "arithmetic"
 MGSM = "mgsm"
 USER = "user"
 
-# One template per operation and language: {a} and {b} are the operands.
+# One template per operation and language: {a}, {b} (and {c}) are the operands.
 ARITHMETIC_TEMPLATES: dict[str, dict[str, str]] = {
     "en": {
         "plus": "What is {a} plus {b}?",
@@ -48,6 +53,11 @@ ARITHMETIC_TEMPLATES: dict[str, dict[str, str]] = {
         "times": "What is {a} times {b}?",
         "after": "What number comes after {a}?",
         "before": "What number comes before {a}?",
+        "larger": "Which is larger, {a} or {b}?",
+        "smaller": "Which is smaller, {a} or {b}?",
+        "first": "In the list {a}, {b}, {c}, what is the first number?",
+        "second": "In the list {a}, {b}, {c}, what is the second number?",
+        "third": "In the list {a}, {b}, {c}, what is the third number?",
     },
     "es": {
         "plus": "¿Cuánto es {a} más {b}?",
@@ -55,6 +65,11 @@ ARITHMETIC_TEMPLATES: dict[str, dict[str, str]] = {
         "times": "¿Cuánto es {a} por {b}?",
         "after": "¿Qué número viene después del {a}?",
         "before": "¿Qué número viene antes del {a}?",
+        "larger": "¿Cuál es mayor, {a} o {b}?",
+        "smaller": "¿Cuál es menor, {a} o {b}?",
+        "first": "En la lista {a}, {b}, {c}, ¿cuál es el primer número?",
+        "second": "En la lista {a}, {b}, {c}, ¿cuál es el segundo número?",
+        "third": "En la lista {a}, {b}, {c}, ¿cuál es el tercer número?",
     },
     "fr": {
         "plus": "Combien font {a} plus {b} ?",
@@ -62,6 +77,11 @@ ARITHMETIC_TEMPLATES: dict[str, dict[str, str]] = {
         "times": "Combien font {a} fois {b} ?",
         "after": "Quel nombre vient après {a} ?",
         "before": "Quel nombre vient avant {a} ?",
+        "larger": "Lequel est le plus grand, {a} ou {b} ?",
+        "smaller": "Lequel est le plus petit, {a} ou {b} ?",
+        "first": "Dans la liste {a}, {b}, {c}, quel est le premier nombre ?",
+        "second": "Dans la liste {a}, {b}, {c}, quel est le deuxième nombre ?",
+        "third": "Dans la liste {a}, {b}, {c}, quel est le troisième nombre ?",
     },
     "de": {
         "plus": "Was ist {a} plus {b}?",
@@ -69,6 +89,11 @@ ARITHMETIC_TEMPLATES: dict[str, dict[str, str]] = {
         "times": "Was ist {a} mal {b}?",
         "after": "Welche Zahl kommt nach {a}?",
         "before": "Welche Zahl kommt vor {a}?",
+        "larger": "Welche Zahl ist größer, {a} oder {b}?",
+        "smaller": "Welche Zahl ist kleiner, {a} oder {b}?",
+        "first": "In der Liste {a}, {b}, {c}, welches ist die erste Zahl?",
+        "second": "In der Liste {a}, {b}, {c}, welches ist die zweite Zahl?",
+        "third": "In der Liste {a}, {b}, {c}, welches ist die dritte Zahl?",
     },
     "zh": {
         "plus": "{a}加{b}等于多少？",  # noqa: RUF001 - the CJK question mark is correct here
@@ -76,6 +101,11 @@ ARITHMETIC_TEMPLATES: dict[str, dict[str, str]] = {
         "times": "{a}乘以{b}等于多少？",  # noqa: RUF001
         "after": "{a}后面的数是多少？",  # noqa: RUF001
         "before": "{a}前面的数是多少？",  # noqa: RUF001
+        "larger": "{a}和{b}哪个更大？",  # noqa: RUF001
+        "smaller": "{a}和{b}哪个更小？",  # noqa: RUF001
+        "first": "在列表 {a}, {b}, {c} 中，第一个数是多少？",  # noqa: RUF001
+        "second": "在列表 {a}, {b}, {c} 中，第二个数是多少？",  # noqa: RUF001
+        "third": "在列表 {a}, {b}, {c} 中，第三个数是多少？",  # noqa: RUF001
     },
     "ja": {
         "plus": "{a}足す{b}はいくつですか？",  # noqa: RUF001
@@ -83,6 +113,11 @@ ARITHMETIC_TEMPLATES: dict[str, dict[str, str]] = {
         "times": "{a}掛ける{b}はいくつですか？",  # noqa: RUF001
         "after": "{a}の次の数はいくつですか？",  # noqa: RUF001
         "before": "{a}の前の数はいくつですか？",  # noqa: RUF001
+        "larger": "{a}と{b}では、どちらが大きいですか？",  # noqa: RUF001
+        "smaller": "{a}と{b}では、どちらが小さいですか？",  # noqa: RUF001
+        "first": "リスト {a}, {b}, {c} の一番目の数はいくつですか？",  # noqa: RUF001
+        "second": "リスト {a}, {b}, {c} の二番目の数はいくつですか？",  # noqa: RUF001
+        "third": "リスト {a}, {b}, {c} の三番目の数はいくつですか？",  # noqa: RUF001
     },
     "sw": {
         "plus": "{a} jumlisha {b} ni ngapi?",
@@ -90,6 +125,11 @@ ARITHMETIC_TEMPLATES: dict[str, dict[str, str]] = {
         "times": "{a} mara {b} ni ngapi?",
         "after": "Namba gani inakuja baada ya {a}?",
         "before": "Namba gani inakuja kabla ya {a}?",
+        "larger": "Ipi ni kubwa zaidi, {a} au {b}?",
+        "smaller": "Ipi ni ndogo zaidi, {a} au {b}?",
+        "first": "Katika orodha {a}, {b}, {c}, namba ya kwanza ni ipi?",
+        "second": "Katika orodha {a}, {b}, {c}, namba ya pili ni ipi?",
+        "third": "Katika orodha {a}, {b}, {c}, namba ya tatu ni ipi?",
     },
     "bn": {
         "plus": "{a} যোগ {b} সমান কত?",
@@ -97,18 +137,65 @@ ARITHMETIC_TEMPLATES: dict[str, dict[str, str]] = {
         "times": "{a} গুণ {b} সমান কত?",
         "after": "{a}-এর পরের সংখ্যা কত?",
         "before": "{a}-এর আগের সংখ্যা কত?",
+        "larger": "{a} আর {b}-এর মধ্যে কোনটি বড়?",
+        "smaller": "{a} আর {b}-এর মধ্যে কোনটি ছোট?",
+        "first": "তালিকা {a}, {b}, {c}-এ প্রথম সংখ্যাটি কত?",
+        "second": "তালিকা {a}, {b}, {c}-এ দ্বিতীয় সংখ্যাটি কত?",
+        "third": "তালিকা {a}, {b}, {c}-এ তৃতীয় সংখ্যাটি কত?",
     },
 }
-OPERATIONS: dict[str, Callable[[int, int], int]] = {
-    "plus": lambda a, b: a + b,
-    "minus": lambda a, b: a - b,
-    "times": lambda a, b: a * b,
-    "after": lambda a, _: a + 1,
-    "before": lambda a, _: a - 1,
+
+
+@dataclass(frozen=True)
+class Operation:
+    """How an operation draws its operands (from a seeded generator) and computes its answer."""
+
+    draw: Callable[[random.Random, int], tuple[int, ...]]
+    answer: Callable[..., int]
+
+
+def _pair(rng: random.Random, top: int) -> tuple[int, ...]:
+    return rng.randint(2, top), rng.randint(2, top)
+
+
+def _ordered_pair(rng: random.Random, top: int) -> tuple[int, ...]:
+    a, b = _pair(rng, top)
+    return max(a, b), min(a, b)
+
+
+def _neighbour(rng: random.Random, top: int) -> tuple[int, ...]:
+    return rng.randint(2, 50), rng.randint(2, top)
+
+
+def _distinct_two_digit(rng: random.Random, _: int) -> tuple[int, ...]:
+    return tuple(rng.sample(range(10, 100), 2))
+
+
+def _distinct_digits(rng: random.Random, _: int) -> tuple[int, ...]:
+    return tuple(rng.sample(range(1, 10), 3))
+
+
+OPERATIONS: dict[str, Operation] = {
+    "plus": Operation(_pair, lambda a, b: a + b),
+    "minus": Operation(_ordered_pair, lambda a, b: a - b),
+    "times": Operation(_pair, lambda a, b: a * b),
+    "after": Operation(_neighbour, lambda a, *_: a + 1),
+    "before": Operation(_neighbour, lambda a, *_: a - 1),
+    "larger": Operation(_distinct_two_digit, max),
+    "smaller": Operation(_distinct_two_digit, min),
+    "first": Operation(_distinct_digits, lambda a, b, c: a),
+    "second": Operation(_distinct_digits, lambda a, b, c: b),
+    "third": Operation(_distinct_digits, lambda a, b, c: c),
 }
-# Every operation by default. Measured (README): SmolLM2-135M answers only 5-10% of them right in
-# English (one-shot, greedy), so the local figures are a pipeline check; a gpu model solves them.
-DEFAULT_OPERATIONS = ("plus", "minus", "times", "after", "before")
+# Operation sets that make a task family (the `operations` of `arithmetic_items`), with the answer a
+# policy that ignores the wording gets right by chance (a uniform pick among the question's numbers).
+OPERATION_SETS: dict[str, tuple[str, ...]] = {
+    "arithmetic": ("plus", "minus", "times", "after", "before"),
+    "compare": ("larger", "smaller"),
+    "lookup": ("first", "second", "third"),
+}
+# The local default: the set SmolLM2-135M solves clearly above chance in English (measured, docs/translation.md).
+DEFAULT_OPERATIONS = OPERATION_SETS["lookup"]
 
 
 @dataclass(frozen=True)
@@ -123,8 +210,9 @@ def arithmetic_items(
 ) -> list[dict[str, Any]]:
     """`count` aligned items: {id, answer, question: {language: text}}, cycling through `operations`.
 
-    Operands are 2..`max_operand` (a..50 for after/before), subtraction never goes below zero; the same
-    arguments give the same items.
+    Arithmetic operands are 2..`max_operand` (a..50 for after/before), subtraction never goes below zero;
+    compare draws two distinct two-digit numbers, lookup three distinct digits. The same arguments give
+    the same items.
     """
     unknown = sorted(set(operations) - set(OPERATIONS))
     if unknown or not operations:
@@ -133,12 +221,31 @@ def arithmetic_items(
     items = []
     for index in range(count):
         op = operations[index % len(operations)]
-        top = 50 if op in ("after", "before") else max_operand
-        a, b = rng.randint(2, top), rng.randint(2, max_operand)
-        a, b = (max(a, b), min(a, b)) if op == "minus" else (a, b)
-        questions = {lang: templates[op].format(a=a, b=b) for lang, templates in ARITHMETIC_TEMPLATES.items()}
-        items.append({"id": f"arith_{index:04d}", "answer": str(OPERATIONS[op](a, b)), "question": questions})
+        operands = OPERATIONS[op].draw(rng, max_operand)
+        names = dict(zip("abc", operands, strict=False))
+        questions = {lang: templates[op].format(**names) for lang, templates in ARITHMETIC_TEMPLATES.items()}
+        answer = OPERATIONS[op].answer(*operands)
+        items.append({"id": f"arith_{index:04d}", "answer": str(answer), "question": questions})
     return items
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """A regex that reads a template's operands back from a question written with it."""
+    parts = re.split(r"\{[abc]\}", template)
+    return re.compile("^" + r"(\d+)".join(re.escape(part) for part in parts) + "$")
+
+
+_ENGLISH_PATTERNS = {op: _template_pattern(text) for op, text in ARITHMETIC_TEMPLATES[ENGLISH].items()}
+
+
+def english_answer(question: str) -> str | None:
+    """The answer of an English question written with `ARITHMETIC_TEMPLATES`, recomputed from its text
+    (None when no template matches): an independent checker of the generated gold answers."""
+    for op, pattern in _ENGLISH_PATTERNS.items():
+        match = pattern.match(question.strip())
+        if match:
+            return str(OPERATIONS[op].answer(*(int(group) for group in match.groups())))
+    return None
 
 
 def read_aligned_jsonl(path: Path, limit: int = 0) -> list[dict[str, Any]]:

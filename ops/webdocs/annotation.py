@@ -22,6 +22,8 @@ from typing import Any
 import polars as pl
 
 from ops.common.llm import ChatRequest, ChatResult, LLMClient, UsageTotals
+from ops.common.quarantine import QUARANTINE_SCHEMA as SHARED_QUARANTINE_SCHEMA
+from ops.common.quarantine import Rejected, Split, quarantine_frame
 from ops.common.text import sha256_hex
 from ops.webdocs.taxonomy import (
     ABSTAIN,
@@ -61,9 +63,11 @@ REASONS = (
     "llm_error",
 )
 
+# The shared quarantine columns (record_id = doc_id, a `REASONS` code, excerpt = the start of the raw
+# output) plus the shard, the pass that failed, the whole raw output and who was asked with which prompt.
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
-    column: pl.String()
-    for column in ("doc_id", "shard", "pass", "reason", "detail", "raw_output", "teacher_model", "prompt_version")
+    **SHARED_QUARANTINE_SCHEMA,
+    **{column: pl.String() for column in ("shard", "pass", "raw_output", "teacher_model", "prompt_version")},
 }
 
 _CONDENSED_FIELDS = "|"
@@ -87,16 +91,23 @@ class AnnotationResult:
     `annotations` has one row per labelled document: doc_id, shard, chars, teacher_model,
     prompt_version, annotated_chars (document characters the teacher was shown), the full FDC code as
     `fdc__primary` / `fdc__secondary`, and `{d}__primary` / `{d}__secondary` for every dimension.
-    `quarantined` has one row per document whose answer stayed invalid after the retry (doc_id, shard,
-    pass, reason, detail, raw_output, teacher_model, prompt_version). `usage` adds up every request,
-    retries included; `usage_by_pass` splits it by pass.
+    `quarantined` has one row per document whose answer stayed invalid after the retry
+    (`QUARANTINE_SCHEMA`); both are the shared `split` (rows in = documents). `usage` adds up every
+    request, retries included; `usage_by_pass` splits it by pass.
     """
 
-    annotations: pl.DataFrame
-    quarantined: pl.DataFrame
+    split: Split
     usage: UsageTotals
     usage_by_pass: dict[str, UsageTotals]
     max_doc_chars: int
+
+    @property
+    def annotations(self) -> pl.DataFrame:
+        return self.split.kept
+
+    @property
+    def quarantined(self) -> pl.DataFrame:
+        return self.split.quarantined
 
     @property
     def docs_per_s(self) -> float:
@@ -356,22 +367,26 @@ def annotate_documents(
         },
         schema=annotation_schema(),
     )
-    quarantined = pl.DataFrame(
-        {
-            "doc_id": [doc_ids[i] for i in failures],
-            "shard": [columns["shard"][i] for i in failures],
-            "pass": [pass_name for pass_name, _, _ in failures.values()],
-            "reason": [error.reason for _, error, _ in failures.values()],
-            "detail": [error.detail for _, error, _ in failures.values()],
-            "raw_output": [raw for _, _, raw in failures.values()],
-            "teacher_model": [teacher_model] * len(failures),
-            "prompt_version": [PROMPT_VERSION] * len(failures),
-        },
-        schema=QUARANTINE_SCHEMA,
-    )
+    rejected = [
+        Rejected(
+            doc_ids[index],
+            error.reason,
+            error.detail,
+            raw,
+            {
+                "shard": columns["shard"][index],
+                "pass": pass_name,
+                "raw_output": raw,
+                "teacher_model": teacher_model,
+                "prompt_version": PROMPT_VERSION,
+            },
+        )
+        for index, (pass_name, error, raw) in failures.items()
+    ]
+    quarantined = quarantine_frame(rejected, REASONS, QUARANTINE_SCHEMA)
     usage = UsageTotals.from_results([result for answers in results.values() for result in answers])
     by_pass = {pass_name: UsageTotals.from_results(answers) for pass_name, answers in results.items()}
-    return AnnotationResult(annotations, quarantined, usage, by_pass, max_doc_chars)
+    return AnnotationResult(Split(annotations, quarantined, len(doc_ids)), usage, by_pass, max_doc_chars)
 
 
 def _run_pass(

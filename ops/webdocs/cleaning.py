@@ -20,6 +20,8 @@ from typing import NamedTuple
 
 import polars as pl
 
+from ops.common.quarantine import QUARANTINE_SCHEMA as SHARED_QUARANTINE_SCHEMA
+from ops.common.quarantine import Rejected, Split, split
 from ops.common.text import dedup_key, normalize_text
 from ops.webdocs.quality_rules import QUALITY_REASONS, QualityRules, quality_rejection
 from ops.webdocs.reading import unreadable_shard
@@ -36,15 +38,14 @@ CLEAN_SCHEMA = {
     "language_score": pl.Float64,
     "text_hash": pl.String,
 }
+# The shared quarantine columns (record_id = doc_id, excerpt = the start of the raw text) plus where the
+# record sits and how long its text was.
 QUARANTINE_SCHEMA = {
-    "doc_id": pl.String,
+    **SHARED_QUARANTINE_SCHEMA,
     "shard": pl.String,
     "line": pl.Int64,
     "url": pl.String,
-    "reason": pl.String,
-    "detail": pl.String,
     "chars": pl.Int64,
-    "text_excerpt": pl.String,
 }
 REASONS = (
     "unreadable_shard",
@@ -57,7 +58,6 @@ REASONS = (
     *QUALITY_REASONS,
     "duplicate",
 )
-EXCERPT_CHARS = 500
 LANGUAGE_WHOLE_TEXT_CHARS = 10_000  # longer texts are identified on windows spread across them
 LANGUAGE_WINDOWS = 10
 LANGUAGE_WINDOW_CHARS = 1_000
@@ -111,16 +111,9 @@ class Rejection(NamedTuple):
     detail: str
 
 
-@dataclass(frozen=True)
-class CleaningResult:
-    """The two outputs of cleaning one shard; `kept.height + quarantined.height == rows in`."""
-
-    kept: pl.DataFrame
-    quarantined: pl.DataFrame
-
-
-def clean_documents(raw: pl.DataFrame, rules: CleaningRules) -> CleaningResult:
-    """Normalize, identify language, bound length and deduplicate one shard of raw records."""
+def clean_documents(raw: pl.DataFrame, rules: CleaningRules) -> Split:
+    """Normalize, identify language, bound length and deduplicate one shard of raw records: the kept
+    documents (`CLEAN_SCHEMA`) and the quarantined records (`QUARANTINE_SCHEMA`), rows in = raw rows."""
     kept, quarantined = [], []
     first_seen: dict[str, str] = {}
     whole_shard = unreadable_shard(raw)
@@ -136,23 +129,20 @@ def clean_documents(raw: pl.DataFrame, rules: CleaningRules) -> CleaningResult:
             continue
         first_seen[key] = row["doc_id"]
         kept.append(
-            (
-                row["doc_id"],
-                row["shard"],
-                row["line"],
-                row["url"],
-                row["source_date"],
-                text,
-                len(text),
-                language,
-                score,
-                key,
-            )
+            {
+                "doc_id": row["doc_id"],
+                "shard": row["shard"],
+                "line": row["line"],
+                "url": row["url"],
+                "source_date": row["source_date"],
+                "text": text,
+                "chars": len(text),
+                "language": language,
+                "language_score": score,
+                "text_hash": key,
+            }
         )
-    return CleaningResult(
-        kept=pl.DataFrame(kept, schema=CLEAN_SCHEMA, orient="row"),
-        quarantined=pl.DataFrame(quarantined, schema=QUARANTINE_SCHEMA, orient="row"),
-    )
+    return split(kept, CLEAN_SCHEMA, quarantined, raw.height, REASONS, QUARANTINE_SCHEMA)
 
 
 def _judge(row: dict, rules: CleaningRules, whole_shard: bool) -> Rejection | tuple[str, str, float]:
@@ -215,15 +205,12 @@ def _language_identifier():
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
-def _quarantine_row(row: dict, reason: str, detail: str) -> tuple:
+def _quarantine_row(row: dict, reason: str, detail: str) -> Rejected:
     text = row["text"]
-    return (
-        row["doc_id"],
-        row["shard"],
-        row["line"],
-        row["url"],
-        reason,
-        detail,
-        None if text is None else len(text),
-        None if text is None else text[:EXCERPT_CHARS],
-    )
+    where = {
+        "shard": row["shard"],
+        "line": row["line"],
+        "url": row["url"],
+        "chars": None if text is None else len(text),
+    }
+    return Rejected(row["doc_id"], reason, detail, text, where)

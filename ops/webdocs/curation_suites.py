@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ops.common.expectations import ExpectationSpec, between, columns_exist, in_set, not_null, unique
+from ops.common.quarantine import QUARANTINE_SCHEMA, quarantine_suite
 from ops.webdocs.dedup import DEDUP_QUARANTINE_SCHEMA, DEDUP_REASONS
 from ops.webdocs.filter_search import RUN_SCHEMA, SCORE_SCHEMA
 from ops.webdocs.filters import FILTERS_SCHEMA, KINDS, STATUSES
@@ -18,13 +19,8 @@ def documents_suite() -> list[ExpectationSpec]:
 
 def dedup_quarantine_suite() -> list[ExpectationSpec]:
     """Every removed near-duplicate names the document kept in its place."""
-    return [
-        *columns_exist(DEDUP_QUARANTINE_SCHEMA),
-        not_null("record_id"),
-        unique("record_id"),
-        in_set("reason", DEDUP_REASONS),
-        not_null("duplicate_of"),
-    ]
+    extra = [column for column in DEDUP_QUARANTINE_SCHEMA if column not in QUARANTINE_SCHEMA]
+    return [*quarantine_suite(DEDUP_REASONS, extra), unique("record_id"), not_null("duplicate_of")]
 
 
 def filters_suite() -> list[ExpectationSpec]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ops.common.expectations import ExpectationSpec, between, columns_exist, in_set, not_null, unique
+from ops.common.quarantine import QUARANTINE_SCHEMA as SHARED_QUARANTINE_SCHEMA
+from ops.common.quarantine import quarantine_suite
 from ops.webdocs.cleaning import CLEAN_SCHEMA, QUARANTINE_SCHEMA, REASONS, CleaningRules
 from ops.webdocs.reading import RAW_SCHEMA
 
@@ -37,14 +39,8 @@ def web_docs_suite(rules: CleaningRules) -> list[ExpectationSpec]:
 
 def web_docs_quarantine_suite() -> list[ExpectationSpec]:
     """Every quarantined record says which record it was and why."""
-    return [
-        *columns_exist(list(QUARANTINE_SCHEMA)),
-        not_null("doc_id"),
-        not_null("line"),
-        not_null("reason"),
-        not_null("detail"),
-        in_set("reason", list(REASONS)),
-    ]
+    extra = [column for column in QUARANTINE_SCHEMA if column not in SHARED_QUARANTINE_SCHEMA]
+    return [*quarantine_suite(REASONS, extra), not_null("line")]
 
 
 def web_doc_embeddings_suite(dim: int) -> list[ExpectationSpec]:
