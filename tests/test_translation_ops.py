@@ -21,7 +21,16 @@ from ops.translation.pareto import (
     pareto_front,
 )
 from ops.translation.preserve import answer_preserving_split, round_trips
-from ops.translation.reward import GateConfig, call_message, gated_rewards, parse_decision, trainer_reward
+from ops.translation.reward import (
+    FEW_SHOT,
+    GateConfig,
+    call_message,
+    direct_messages,
+    gated_rewards,
+    parse_decision,
+    policy_messages,
+    trainer_reward,
+)
 from ops.translation.tasks import (
     ARITHMETIC_TEMPLATES,
     OPERATION_SETS,
@@ -153,6 +162,14 @@ def test_answer_checker_reads_hand_written_questions() -> None:
     # The lookup family's wording decides the answer: the same list gives each of its numbers once.
     answers = {english_answer(f"In the list 4, 9, 2, what is the {o} number?") for o in ("first", "second", "third")}
     assert answers == {"4", "9", "2"}
+
+
+def test_few_shot_examples_are_correct_and_precede_the_question() -> None:
+    assert all(english_answer(question) == answer for question, answer in FEW_SHOT)
+    messages = direct_messages("In the list 1, 2, 3, what is the third number?")
+    assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * len(FEW_SHOT) + ["user"]
+    assert messages[-1]["content"].endswith("third number?")
+    assert policy_messages("x")[1 : 1 + 2 * len(FEW_SHOT)] == messages[1:-1]
 
 
 class FakeFailingBackend:

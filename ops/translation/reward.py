@@ -34,7 +34,6 @@ POLICY_PROMPT = (
     "Answer with just the number. If you cannot read the question's language, reply only with "
     '[{"name": "translate", "arguments": {"text": "<the question>"}}] to get it in English.'
 )
-TOOL_RESULT = "translate returned: {english}\nAnswer with just the number."
 # Few-shot English examples of the local default family (lookup): without examples SmolLM2-135M explains
 # instead of answering; with five of the task's own kind it answers lookups above chance
 # (measured, docs/translation.md). They are format examples for every family (MGSM on gpu too).
@@ -91,13 +90,11 @@ def direct_messages(question: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": DIRECT_PROMPT}, *_EXAMPLE_ANSWER, {"role": "user", "content": question}]
 
 
-def after_tool_messages(question: str, english: str) -> list[dict[str, str]]:
-    """The conversation after a `translate` call returned `english`: the policy now answers."""
-    return [
-        *policy_messages(question),
-        {"role": "assistant", "content": call_message(question)},
-        {"role": "user", "content": TOOL_RESULT.format(english=english)},
-    ]
+def after_tool_messages(english: str) -> list[dict[str, str]]:
+    """The answer turn after a `translate` call returned `english`: the English text in the direct few-shot
+    conversation. The call is left out of the context: shown its own call, SmolLM2-135M repeats it
+    instead of answering (measured, docs/translation.md)."""
+    return direct_messages(english)
 
 
 def parse_decision(output: str) -> Decision:

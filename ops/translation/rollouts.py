@@ -61,7 +61,7 @@ def rollout_requests(
     for row in tasks.iter_rows(named=True):
         conversations = {
             DIRECT: direct_messages(row["question"]),
-            TRANSLATED: after_tool_messages(row["question"], row["back_translation"]),
+            TRANSLATED: after_tool_messages(row["back_translation"]),
             FREE: policy_messages(row["question"]),
         }
         for mode, messages in conversations.items():

@@ -194,8 +194,9 @@ OPERATION_SETS: dict[str, tuple[str, ...]] = {
     "compare": ("larger", "smaller"),
     "lookup": ("first", "second", "third"),
 }
-# The local default: the set SmolLM2-135M solves clearly above chance in English (measured, docs/translation.md).
-DEFAULT_OPERATIONS = OPERATION_SETS["lookup"]
+# The local default: the set SmolLM2-135M solves above chance in English (measured, docs/translation.md).
+DEFAULT_FAMILY = "lookup"
+DEFAULT_OPERATIONS = OPERATION_SETS[DEFAULT_FAMILY]
 
 
 @dataclass(frozen=True)
