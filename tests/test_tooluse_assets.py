@@ -85,7 +85,8 @@ def test_tooluse_chain_end_to_end(instance, assay_home, tmp_path):
     specs = run.output_for_node("tool_specs", "tool_specs")
     quarantine = run.output_for_node("tool_specs", "tool_specs_quarantine")
     assert "user:tools.json:get_stock" in set(specs["tool_id"])
-    assert quarantine["reason"].str.contains("datetime").any()
+    assert quarantine.select("record_id", "reason").rows() == [("user:tools.json#2", "unknown_type")]
+    assert "datetime" in quarantine["detail"][0]
 
     base = run.output_for_node("base_tool_trajectories", "base_tool_trajectories")
     rejects = run.output_for_node("base_tool_trajectories", "base_tool_trajectory_rejects")

