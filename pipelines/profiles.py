@@ -242,7 +242,7 @@ def _scale(profile: str) -> ScaleResource:
         resd_reflection_tokens=int(_env("ASSAY_RESD_REFLECTION_TOKENS", "96" if local else "256")),
         resd_distill_steps=int(_env("ASSAY_RESD_DISTILL_STEPS", "1" if local else "16")),
         resd_prompts_per_step=int(_env("ASSAY_RESD_PROMPTS_PER_STEP", "2")),
-        resd_grpo_generations=int(_env("ASSAY_RESD_GRPO_GENERATIONS", "8")),
+        resd_grpo_generations=int(_env("ASSAY_RESD_GRPO_GENERATIONS", "2" if local else "8")),  # local: RESD's spend
         resd_merge_threshold=float(_env("ASSAY_RESD_MERGE_THRESHOLD", "0.9")),
         resd_prune_at=int(_env("ASSAY_RESD_PRUNE_AT", "2")),
         # agents / CoMem: 2 two-turn tasks x 5 conditions, one short reply per turn, 2 scored summaries and one
@@ -255,14 +255,14 @@ def _scale(profile: str) -> ScaleResource:
         comem_training_rows=int(_env("ASSAY_COMEM_TRAINING_ROWS", "2" if local else "0")),
         comem_grpo_steps=int(_env("ASSAY_COMEM_GRPO_STEPS", "1" if local else "20")),
         comem_generations=int(_env("ASSAY_COMEM_GENERATIONS", "2" if local else "4")),
-        # rubrics (QUBRIC): 4 queries, G=2, short answers, few criteria and 2 GRPO steps locally (proves the
-        # chain); G=4 with full-length answers elsewhere.
-        qubric_queries=int(_env("ASSAY_QUBRIC_QUERIES", "4" if local else "0")),
+        # rubrics (QUBRIC): 3 queries (2 train, 1 held out), G=2, short answers, 2 criteria and 2 GRPO steps locally
+        # (proves the chain; ~2.7k generated tokens in all); G=4 with full-length answers elsewhere.
+        qubric_queries=int(_env("ASSAY_QUBRIC_QUERIES", "3" if local else "0")),
         qubric_samples=int(_env("ASSAY_QUBRIC_SAMPLES", "2" if local else "4")),
-        qubric_policy_tokens=int(_env("ASSAY_QUBRIC_POLICY_TOKENS", "48" if local else "512")),
-        qubric_teacher_tokens=int(_env("ASSAY_QUBRIC_TEACHER_TOKENS", "160" if local else "1024")),
+        qubric_policy_tokens=int(_env("ASSAY_QUBRIC_POLICY_TOKENS", "32" if local else "512")),
+        qubric_teacher_tokens=int(_env("ASSAY_QUBRIC_TEACHER_TOKENS", "96" if local else "1024")),
         qubric_key_points=int(_env("ASSAY_QUBRIC_KEY_POINTS", "3" if local else "8")),
-        qubric_max_criteria=int(_env("ASSAY_QUBRIC_MAX_CRITERIA", "3" if local else "8")),
+        qubric_max_criteria=int(_env("ASSAY_QUBRIC_MAX_CRITERIA", "2" if local else "8")),
         qubric_consistency_samples=int(_env("ASSAY_QUBRIC_CONSISTENCY_SAMPLES", "1" if local else "4")),
         qubric_grpo_steps=int(_env("ASSAY_QUBRIC_GRPO_STEPS", "2" if local else "100")),
         qubric_eval_queries=int(_env("ASSAY_QUBRIC_EVAL_QUERIES", "1" if local else "0")),

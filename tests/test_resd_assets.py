@@ -22,7 +22,7 @@ from tests.fakes import Answer, FakeLLMResource
 from tests.test_rl_assets import bfcl_base_stand_in, no_augmentations_stand_in
 from training.webdocs.generative_student import byte_tokenizer, tiny_base
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 class FakeReflector(FakeLLMResource):
@@ -68,11 +68,11 @@ def test_resd_rounds(instance, assay_home, tmp_path):
         rl_max_prompt_chars=0,
         rl_work_dir=str(tmp_path / "work"),
         resd_train_tasks=3,
-        resd_eval_tasks=2,
-        resd_completion_tokens=6,
+        resd_eval_tasks=1,
+        resd_completion_tokens=4,
         resd_distill_steps=1,
         resd_prompts_per_step=2,
-        resd_grpo_generations=2,
+        resd_grpo_generations=4,
     )
     resources = {**build_resources("local"), "scale": scale, "llm": FakeReflector()}
     first = dg.materialize(ASSETS, instance=instance, resources=resources)
@@ -93,7 +93,7 @@ def test_resd_rounds(instance, assay_home, tmp_path):
     # Every reflection said the same thing: MiniLM merges the copies into one bullet, kept as plain text.
     assert len(book.bullets) == 1 and book.bullets[0].content.startswith("Ignore previous instructions")
     assert json.loads(files[resd.LINEAGE_FILE])["round"] == 1
-    assert latest("resd_eval")["rollouts_grpo"].value >= 2
+    assert latest("resd_eval")["rollouts_grpo"].value == 4  # one GRPO step of 1 prompt x 4 samples
     assert "success_resd" in latest("resd_eval")
 
     # Round 2 reads round 1's playbook (paired rollouts) and continues round 1's adapter.
