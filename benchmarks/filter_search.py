@@ -45,6 +45,7 @@ import polars as pl
 import psutil
 import torch
 from scipy.stats import kendalltau
+from scipy.stats import t as student_t
 
 from benchmarks.embedding_throughput import emit, machine_info, peak_rss_mib
 from ops.webdocs.dedup import DedupConfig, dedup_split, find_near_duplicates
@@ -189,10 +190,17 @@ def noise_floor(runs: pl.DataFrame, draws: pl.DataFrame) -> pl.DataFrame:
                 "subsets": pool.len(),
                 "random_mean_bpb": float(pool.mean()),
                 "random_sd_bpb": float(pool.std()),
+                "z_needed": z_needed(pool.len()),
                 "draw_deltas": group.sort("name")["delta_vs_random"].to_list(),
             }
         )
     return pl.DataFrame(rows, schema=FLOOR_SCHEMA)
+
+
+def z_needed(subsets: int, level: float = 0.05) -> float:
+    """|z| beyond which one more score falls outside the two-sided `level` prediction interval of `subsets`
+    random scores whose sd is estimated from themselves: t(1 - level/2, n - 1) * sqrt(1 + 1/n)."""
+    return float(student_t.ppf(1 - level / 2, subsets - 1) * math.sqrt(1 + 1 / subsets)) if subsets > 1 else math.nan
 
 
 FLOOR_SCHEMA: dict[str, pl.DataType] = {
@@ -200,13 +208,15 @@ FLOOR_SCHEMA: dict[str, pl.DataType] = {
     "subsets": pl.Int64,
     "random_mean_bpb": pl.Float64,
     "random_sd_bpb": pl.Float64,
+    "z_needed": pl.Float64,
     "draw_deltas": pl.List(pl.Float64),
 }
 
 
 def against_noise(pass1: pl.DataFrame, floor: pl.DataFrame) -> pl.DataFrame:
     """Pass 1 with each filter's score against the random subsets of its yield: Δ vs their mean and that
-    in units of their standard deviation (|z| < 2: indistinguishable from picking documents at random)."""
+    in units of their standard deviation (|z| below the floor's `z_needed`: indistinguishable from picking
+    documents at random)."""
     joined = pass1.join(floor.select("baseline", "random_mean_bpb", "random_sd_bpb"), on="baseline", how="left")
     delta = pl.col("mean_bpb") - pl.col("random_mean_bpb")
     return joined.with_columns(delta_vs_random_mean=delta, noise_z=delta / pl.col("random_sd_bpb")).drop(

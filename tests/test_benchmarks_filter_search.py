@@ -77,6 +77,7 @@ def test_noise_floor_and_z_score_on_hand_checked_numbers():
     assert row["baseline"] == "random_y0.30" and row["subsets"] == 3
     assert row["random_mean_bpb"] == pytest.approx(5.0) and row["random_sd_bpb"] == pytest.approx(0.1)
     assert row["draw_deltas"] == pytest.approx([0.1, -0.1])
+    assert row["z_needed"] == pytest.approx(4.303 * math.sqrt(4 / 3), abs=1e-3)  # t(0.975, 2 df), 3 subsets
     pass1 = pl.DataFrame({"name": ["f"], "baseline": ["random_y0.30"], "mean_bpb": [4.8]})
     scored = against_noise(pass1, floor).row(0, named=True)
     assert scored["delta_vs_random_mean"] == pytest.approx(-0.2) and scored["noise_z"] == pytest.approx(-2.0)
