@@ -94,14 +94,16 @@ def test_store_resumes_and_never_reads_half_written_episodes(tasks, tmp_path: Pa
         played.append((task.id, condition.name))
         return play_task(task, condition, FakeOracle(task), fake_memory, SETTINGS)
 
-    store = EpisodeStore(tmp_path)
-    first, resumed = play_all(tasks, conditions, play, store)
+    store, prepared = EpisodeStore(tmp_path), []
+    first, resumed = play_all(tasks, conditions, play, store, prepared.append)
     assert resumed == 0 and len(played) == 4 and not list(tmp_path.glob(".episode.*"))
+    assert prepared == tasks  # once per task, before its first episode
     store.path("k1", tasks[1].id).unlink()  # as if killed while playing it
     (tmp_path / ".episode.abc.part").write_text('{"condition": "k1", "ta')  # a write the kill interrupted
     played.clear()
-    second, resumed = play_all(tasks, conditions, play, store)
-    assert resumed == 3 and played == [(tasks[1].id, "k1")]
+    prepared.clear()
+    second, resumed = play_all(tasks, conditions, play, store, prepared.append)
+    assert resumed == 3 and played == [(tasks[1].id, "k1")] and prepared == [tasks[1]]
     assert (
         episode_frame(second)
         .drop("wall_s", "critical_s", "agent_s", "memory_wait_s", "memory_s", "memory_hidden_s", "drain_s")

@@ -13,7 +13,7 @@ import polars as pl
 from assets.models import load_model_files, model_result
 from assets.outputs import frame_output, markdown_table, png_metadata
 from assets.training_metadata import policy_config, training_metadata
-from ops.agents.comem.bfcl_env import PlaySettings, play_task
+from ops.agents.comem.bfcl_env import PlaySettings, opening_prompt, play_task
 from ops.agents.comem.engine import ModelProcess, warm_up
 from ops.agents.comem.episodes import EpisodeStore, episode_frame, play_all, step_frame
 from ops.agents.comem.report import condition_summary, pareto_png, queue_params, queue_table, staleness_series
@@ -108,7 +108,11 @@ def agent_episodes(
     with ModelProcess(model) as agent, ModelProcess(model) as memory:
         warm_up([agent, memory])
         records, resumed = play_all(
-            list(tasks.values()), conditions, lambda t, c: play_task(t, c, agent.chat, memory.submit, settings), store
+            list(tasks.values()),
+            conditions,
+            lambda t, c: play_task(t, c, agent.chat, memory.submit, settings),
+            store,
+            prepare=lambda task: warm_up([agent], opening_prompt(task)),
         )
     episodes, steps = episode_frame(records), step_frame(records)
     table = condition_summary(episodes)

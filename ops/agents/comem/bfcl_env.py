@@ -106,3 +106,8 @@ def replay(task: MultiTurnTask, replies: Sequence[str], max_steps: int) -> tuple
     for text in replies:
         blocks.append(env.act(ChatResult("", text, None, None, 0, 0, 0.0, False)))
     return env, blocks
+
+
+def opening_prompt(task: MultiTurnTask) -> tuple[Message, ...]:
+    """The first prompt every condition sends for a task (system prompt with the tools, first user turn)."""
+    return tuple(start_episode(task).messages)

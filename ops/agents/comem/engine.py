@@ -69,9 +69,10 @@ class ModelProcess:
         """Queue one request; the future resolves when the worker has answered it."""
         return self._pool.submit(_complete, request)
 
-    def warm(self) -> Future[ChatResult]:
-        """Start the worker and load the model with a one-token request, so no measured call pays for it."""
-        return self.submit(ChatRequest(({"role": "user", "content": "hi"},), max_tokens=1))
+    def warm(self, messages: tuple[dict[str, str], ...] = ({"role": "user", "content": "hi"},)) -> Future[ChatResult]:
+        """A one-token request: starts the worker and loads the model, or (given a prompt) leaves its prefix in
+        the KV cache, so no measured call pays for either."""
+        return self.submit(ChatRequest(messages, max_tokens=1))
 
     def chat(self, request: ChatRequest) -> ChatResult:
         """Answer one request, waiting for it."""
@@ -88,7 +89,8 @@ class ModelProcess:
         self.close()
 
 
-def warm_up(processes: list[ModelProcess]) -> None:
-    """Load every model at once and wait until all are ready (start-up stays out of the measurements)."""
-    for future in [process.warm() for process in processes]:
+def warm_up(processes: list[ModelProcess], messages: tuple[dict[str, str], ...] | None = None) -> None:
+    """Load every model at once (or cache a prompt prefix in each) and wait until all are ready, so start-up
+    stays out of the measurements."""
+    for future in [process.warm(*([messages] if messages else [])) for process in processes]:
         future.result()

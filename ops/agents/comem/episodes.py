@@ -126,17 +126,27 @@ class EpisodeStore:
 
 
 def play_all(
-    tasks: Sequence[MultiTurnTask], conditions: Sequence[Condition], play: PlayFn, store: EpisodeStore
+    tasks: Sequence[MultiTurnTask],
+    conditions: Sequence[Condition],
+    play: PlayFn,
+    store: EpisodeStore,
+    prepare: Callable[[MultiTurnTask], None] | None = None,
 ) -> tuple[list[Record], int]:
     """Every task under every condition (task by task, so load drifts hit all conditions alike), finished
-    episodes read back from the store; returns the records and how many were resumed."""
+    episodes read back from the store; returns the records and how many were resumed. `prepare` runs before a
+    task's first unfinished episode (e.g. to put its prompt prefix in the KV cache, so the first condition
+    played is not the only one to pay for it)."""
     records, resumed = [], 0
     for task in tasks:
+        prepared = False
         for condition in conditions:
             record = store.load(condition.name, task.id)
             if record is not None:
                 resumed += 1
             else:
+                if prepare is not None and not prepared:
+                    prepare(task)
+                    prepared = True
                 try:
                     record = episode_record(condition, task.id, *play(task, condition))
                 except Exception as error:
