@@ -132,3 +132,20 @@ def test_qubric_chain_materializes_checks_pass_and_rerun_is_identical(instance, 
     )
     assert set(learn["reason"]) <= {"learnable", "all_fail", "all_pass", "zero_spread", "no_criteria", "ungraded"}
     assert pl.Series(learn["kept"]).sum() == pairs.height
+
+
+@dg.asset(name="query_rubric_pairs", group_name="rubrics")
+def no_pairs_stand_in() -> dg.Output:
+    """No learnable pair (what a weak local teacher often produces)."""
+    from assets.outputs import frame_output
+    from ops.rubrics.qubric.pairs import PAIRS_SCHEMA
+
+    return frame_output(pl.DataFrame(schema=PAIRS_SCHEMA))
+
+
+def test_no_learnable_pair_skips_training_without_failing_the_run(instance, assay_home, tmp_path):
+    resources = {**build_resources("local"), "llm": FakeTeacherJudge()}
+    selection = [no_pairs_stand_in, training.rubric_policy_grpo, checks.rubric_policy_grpo_sound]
+    result = dg.materialize(selection, instance=instance, resources=resources)
+    assert result.success
+    assert instance.get_latest_materialization_event(dg.AssetKey("rubric_policy_grpo")) is None
