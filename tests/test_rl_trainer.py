@@ -160,3 +160,16 @@ def test_sft_learns_a_completion_and_serves_it_as_a_client(tmp_path: Path) -> No
     client = PolicyClient(load_policy(policy, result.adapter_dir), name="toy-sft")
     (answer,) = client.chat([ChatRequest(messages=({"role": "user", "content": "two"},), max_tokens=3)])
     assert answer.ok and answer.text == "aaa"
+
+
+def test_rerun_of_a_finished_run_trains_nothing(tmp_path: Path) -> None:
+    """3 prompts do not divide into steps of 2: a rerun of the finished run must not train a step past the end."""
+    policy = tiny_policy(tmp_path)
+    settings = toy_settings(policy, 3, prompts_per_step=2, num_generations=2)
+    first = train_grpo(toy_rows(3), [target_share], settings, tmp_path / "ckpt")
+    again = train_grpo(toy_rows(3), [target_share], settings, tmp_path / "ckpt")
+    assert first.checkpoints == again.checkpoints == [1, 2, 3]
+    assert again.resumed_from_step == 3
+    assert [row["step"] for row in again.steps] == [row["step"] for row in first.steps] == [1.0, 2.0, 3.0]
+    before, after = (load_file(str(r.adapter_dir / ADAPTER_WEIGHTS)) for r in (first, again))
+    assert all(torch.equal(before[key], after[key]) for key in before)
