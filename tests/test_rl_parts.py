@@ -110,3 +110,15 @@ def test_step_metrics_rename_and_derive_tokens_per_second() -> None:
     (row,) = step_metrics(history, completions_per_step=8)
     assert row["reward_mean"] == 0.5 and row["dropped_groups"] == 1.0
     assert row["tokens_per_second"] == pytest.approx(40.0)
+
+
+def test_stored_adapter_problems_expect_the_records_own_steps() -> None:
+    import json
+
+    from training.rl.card import TRAINING_RECORD
+    from training.rl.integrity import adapter_problems, stored_adapter_problems
+
+    assert stored_adapter_problems({}) == adapter_problems({}) and "missing files" in stored_adapter_problems({})[0]
+    record = {"config": {"max_steps": 3}, "steps": [{"step": 1.0, "loss": 0.1}]}
+    files = {TRAINING_RECORD: json.dumps(record).encode()}
+    assert stored_adapter_problems(files) == adapter_problems(files, expected_steps=3)

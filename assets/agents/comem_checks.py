@@ -1,7 +1,6 @@
 """Blocking checks of CoMem's artifacts: episode tables, scored summaries, the memory model and the report."""
 
 import io
-import json
 import math
 
 import dagster as dg
@@ -15,8 +14,7 @@ from ops.common.expectations import between, columns_exist, in_set, not_null
 from ops.tooluse.multi_turn import MultiTurnError
 from resources.artifact_store import ArtifactStoreResource
 from resources.quality import QualityResource
-from training.rl.card import TRAINING_RECORD
-from training.rl.integrity import adapter_problems
+from training.rl.integrity import stored_adapter_problems
 
 STALENESS = "every action saw a summary at most t-k steps old (none under full history)"
 ADAPTER_SOUND = "the adapter loads with finite weights; one finite metrics row per configured step"
@@ -73,7 +71,7 @@ def memory_model_sound(
     context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource
 ) -> dg.AssetCheckResult:
     files = load_model_files(context.instance, artifact_store.get_store(), "memory_model")
-    problems = adapter_problems(files, expected_steps=json.loads(files[TRAINING_RECORD])["config"]["max_steps"])
+    problems = stored_adapter_problems(files)
     evaluation = pl.read_parquet(io.BytesIO(files[EVALUATION_FILE]))
     rewards = evaluation["trained_reward"].to_list() + evaluation["prompted_reward"].to_list()
     complete = evaluation.height > 0 and all(math.isfinite(r) and 0.0 <= r <= 1.0 for r in rewards)

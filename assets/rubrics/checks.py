@@ -2,7 +2,6 @@
 kept + quarantined, G samples per query, kept criteria prefer the teacher, the learnability rule holds, every
 pair has a positive criterion and valid weights, the adapter loads, the evaluation's counts add up)."""
 
-import json
 import math
 
 import dagster as dg
@@ -27,8 +26,7 @@ from ops.rubrics.qubric.teacher import (
 )
 from resources.artifact_store import ArtifactStoreResource
 from resources.quality import QualityResource
-from training.rl.card import TRAINING_RECORD
-from training.rl.integrity import adapter_problems
+from training.rl.integrity import stored_adapter_problems
 
 SAMPLES_COMPLETE = "every query has the same number of samples, numbered 0..G-1"
 PREFERS_TEACHER = "every kept criterion passes the teacher's answers more often than the policy's"
@@ -190,7 +188,7 @@ def rubric_policy_grpo_sound(
     context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource
 ) -> dg.AssetCheckResult:
     files = load_model_files(context.instance, artifact_store.get_store(), "rubric_policy_grpo")
-    problems = adapter_problems(files, expected_steps=json.loads(files[TRAINING_RECORD])["config"]["max_steps"])
+    problems = stored_adapter_problems(files)
     return dg.AssetCheckResult(
         passed=not problems, metadata={ADAPTER_SOUND: not problems, "problems": "; ".join(problems) or "none"}
     )

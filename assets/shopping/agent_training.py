@@ -1,7 +1,6 @@
 """RLVR of the Customer Agent on `shoptrajqa_rl_dataset` (SQL in the sandbox, exact-match reward), and the
 trained agent against its base on customers it never trained on."""
 
-import json
 from contextlib import ExitStack
 
 import dagster as dg
@@ -24,9 +23,9 @@ from resources.inputs import InputFoldersResource
 from resources.io_manager import materialized_partition_files
 from resources.quality import QualityResource
 from resources.scale import ScaleResource
-from training.rl.card import TRAINING_RECORD, adapter_files
+from training.rl.card import adapter_files
 from training.rl.config import GRPOSettings
-from training.rl.integrity import adapter_problems
+from training.rl.integrity import stored_adapter_problems
 from training.rl.policy import PolicyClient, load_policy
 from training.rl.trainer import fingerprint, train_grpo
 
@@ -218,7 +217,7 @@ def customer_agent_grpo_sound(
     context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource
 ) -> dg.AssetCheckResult:
     files = load_model_files(context.instance, artifact_store.get_store(), "customer_agent_grpo")
-    problems = adapter_problems(files, expected_steps=json.loads(files[TRAINING_RECORD])["config"]["max_steps"])
+    problems = stored_adapter_problems(files)
     return dg.AssetCheckResult(
         passed=not problems, metadata={ADAPTER_SOUND: not problems, "problems": "; ".join(problems) or "none"}
     )

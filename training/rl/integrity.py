@@ -52,3 +52,10 @@ def adapter_problems(files: Mapping[str, bytes], expected_steps: int | None = No
     if expected_steps is not None and len(record["steps"]) != expected_steps:
         problems.append(f"{len(record['steps'])} logged steps, {expected_steps} configured")
     return problems
+
+
+def stored_adapter_problems(files: Mapping[str, bytes]) -> list[str]:
+    """`adapter_problems`, expecting the number of steps the run's own training record was configured for."""
+    if TRAINING_RECORD not in files:
+        return adapter_problems(files)
+    return adapter_problems(files, expected_steps=json.loads(files[TRAINING_RECORD])["config"]["max_steps"])
