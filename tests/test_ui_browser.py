@@ -244,8 +244,10 @@ def test_lineage_graph_draws_the_domain_assets_and_their_edges(server: Server, p
     shown = nodes.all_inner_texts()
     assert len(shown) == len(expected) > 10
     assert {"raw_web_docs", "web_docs", CHEAP_ASSET} <= set(shown)  # short names are shown whole
-    edges = page.locator("svg path[stroke]")
-    assert edges.count() >= len(expected) - 1  # a connected graph of n assets has at least n - 1 edges
+    # A connected graph of n assets has at least n - 1 edges; they are drawn after the nodes, so wait.
+    least = len(expected) - 1
+    page.wait_for_function("n => document.querySelectorAll('svg path[stroke]').length >= n", arg=least)
+    assert page.locator("svg path[stroke]").count() >= least
 
 
 def test_asset_page_shows_its_chart_within_the_modal(server: Server, page) -> None:
