@@ -1,14 +1,20 @@
 """Text embeddings in a LanceDB table that is rebuilt only when its texts or the embedding model change."""
 
+from __future__ import annotations
+
 import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import lancedb
 import polars as pl
 
 from ops.common.versioning import combine_versions, frame_version
 from resources.embedder import EmbedderResource
 from resources.lancedb import LanceDBResource, table_exists
+
+if TYPE_CHECKING:
+    import lancedb
 
 VERSION_COLUMN = "texts_version"
 
@@ -45,3 +51,20 @@ def _stored_version(table: lancedb.table.Table) -> str | None:
     if VERSION_COLUMN not in table.schema.names or table.count_rows() == 0:
         return None
     return table.search().select([VERSION_COLUMN]).limit(1).to_arrow()[VERSION_COLUMN][0].as_py()
+
+
+def nearest(table: lancedb.table.Table, vectors: Sequence[Any], k: int, columns: Sequence[str]) -> list[pl.DataFrame]:
+    """The `k` nearest rows (`columns` plus `_distance`, closest first) of each query vector, in input order.
+
+    One batched search: a flat LanceDB search shares one table scan across the query vectors, where one
+    search per vector scanned the table once each (and logged one warning each).
+    """
+    if len(vectors) == 0:
+        return []
+    hits = pl.from_arrow(table.search(list(vectors)).limit(k).select([*columns, "_distance"]).to_arrow())
+    if "query_index" not in hits.columns:  # a single query vector comes back without the index
+        hits = hits.with_columns(pl.lit(0).alias("query_index"))
+    hits = hits.sort("query_index", "_distance", maintain_order=True)
+    parts = hits.partition_by("query_index", as_dict=True, include_key=False)
+    empty = hits.clear().drop("query_index")
+    return [parts.get((index,), empty) for index in range(len(vectors))]

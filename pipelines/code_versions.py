@@ -25,13 +25,28 @@ DIGEST_CHARS = 12
 
 @cache
 def module_path(name: str) -> Path | None:
-    """Source file of an importable module, None when it is not a Python source module."""
+    """Source file of a module, None when it is not a Python source module.
+
+    Only the top-level package is looked up with `find_spec`; submodules are resolved as files under its
+    folders. `find_spec("a.b.c")` would import `a.b` (and `from m import x` candidates `m.x` make that `m`),
+    so deriving versions would import every module an asset body imports lazily (torch and all) at load."""
+    top, *parts = name.split(".")
     try:
-        spec = importlib.util.find_spec(name)
+        spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
         return None
-    origin = getattr(spec, "origin", None)
-    return Path(origin) if origin and origin.endswith(".py") else None
+    if spec is None:
+        return None
+    if not parts:
+        return Path(spec.origin) if spec.origin and spec.origin.endswith(".py") else None
+    for folder in map(Path, spec.submodule_search_locations or []):
+        package = folder.joinpath(*parts[:-1])
+        if parts[:-1] and not (package / "__init__.py").is_file():
+            continue
+        for candidate in (package / f"{parts[-1]}.py", package / parts[-1] / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
 
 
 def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:

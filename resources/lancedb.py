@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import lancedb
 import numpy as np
 import pyarrow as pa
 
 from ops.common.text import sql_literal
 from resources.object_store import object_store_options
+
+if TYPE_CHECKING:
+    import lancedb
 
 
 class LanceDBResource(dg.ConfigurableResource):
@@ -18,7 +22,10 @@ class LanceDBResource(dg.ConfigurableResource):
     uri: str = ".assay/lancedb"
 
     def connect(self) -> lancedb.DBConnection:
-        """A connection to the database (cheap; LanceDB opens files lazily)."""
+        """A connection to the database (cheap; LanceDB opens files lazily). lancedb is imported here, not at
+        module level, so loading the code location does not pay for it."""
+        import lancedb
+
         return lancedb.connect(self.uri, storage_options=object_store_options(self.uri) or None)
 
     def table(self, name: str, schema: pa.Schema) -> lancedb.table.Table:

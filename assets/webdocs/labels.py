@@ -12,7 +12,6 @@ from pipelines.partitions import web_doc_shards
 from resources.artifact_store import ArtifactStoreResource
 from resources.embedder import EmbedderResource
 from resources.lancedb import LanceDBResource, vectors_for
-from training.webdocs.mlp_filter import load_mlp, predict_proba, predictions_frame
 
 GROUP = "webdocs"
 LABEL_BATCH_DOCS = 4_096
@@ -35,6 +34,9 @@ def web_doc_labels(
     """Every kept document of the shard labelled by the MLP filter from its stored embedding, in
     batches: primary and secondary code per dimension plus the per-label probabilities, so that later
     filters can threshold them."""
+    # torch student modules imported here, not at module level: loading the code location skips torch
+    from training.webdocs.mlp_filter import load_mlp, predict_proba, predictions_frame
+
     trained = load_mlp(load_model_files(context.instance, artifact_store.get_store(), "mlp_filter"))
     if trained.input_dim != embedder.dim:
         raise ValueError(

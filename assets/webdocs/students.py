@@ -26,15 +26,12 @@ from resources.artifact_store import ArtifactStoreResource
 from resources.embedder import EmbedderResource
 from resources.lancedb import LanceDBResource, vectors_for
 from resources.scale import ScaleResource
-from training.webdocs.encoder_student import EncoderConfig, save_encoder, train_encoder_student
-from training.webdocs.encoder_student import predict_labels as encoder_labels
 from training.webdocs.generative_student import (
     GenerativeConfig,
     generate,
     save_generative,
     train_generative_student,
 )
-from training.webdocs.mlp_filter import MLPConfig, predict_proba, predictions_frame, save_mlp, train_mlp_filter
 
 GROUP = "webdocs"
 VALIDATION_PREDICTIONS = "validation_predictions.parquet"
@@ -99,6 +96,9 @@ def mlp_filter(
 ) -> dg.MaterializeResult:
     """Multi-task MLP over the stored document embeddings, one head per taxonomy dimension (primary
     label), class-weighted, early-stopped on validation; safetensors + model card in the store."""
+    # torch student modules imported here, not at module level: loading the code location skips torch
+    from training.webdocs.mlp_filter import MLPConfig, predict_proba, predictions_frame, save_mlp, train_mlp_filter
+
     data = _split(config, web_doc_annotations, web_docs)
     table = lancedb.table(embeddings_table_name(embedder.model_id), embeddings_schema(embedder.dim))
     vectors = vectors_for(table, data.train["doc_id"].to_list() + data.validation["doc_id"].to_list())
@@ -146,6 +146,10 @@ def encoder_classifier(
     scale: ScaleResource,
 ) -> dg.MaterializeResult:
     """The packaged MiniLM encoder fine-tuned with one classification head per taxonomy dimension."""
+    # torch student modules imported here, not at module level: loading the code location skips torch
+    from training.webdocs.encoder_student import EncoderConfig, save_encoder, train_encoder_student
+    from training.webdocs.encoder_student import predict_labels as encoder_labels
+
     data = _split(config, web_doc_annotations, web_docs)
     trained = train_encoder_student(
         data.train["text"].to_list(),

@@ -10,21 +10,33 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to memory only
-import matplotlib.pyplot as plt
 import numpy as np
+
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
 
 DPI = 100
 MAX_WIDTH_IN = 12.0  # 1,200 px at DPI: fits the UI's 1,240 px metadata modal
 NOTE_CHARS = 160
 
 
+def pyplot() -> ModuleType:
+    """matplotlib's pyplot on the Agg backend (no display), imported on first use: loading the code location
+    must not pay for matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
 def _figure(width: float, height: float) -> tuple[plt.Figure, plt.Axes]:
     """A figure no wider than the UI modal."""
-    return plt.subplots(figsize=(min(MAX_WIDTH_IN, width), height), dpi=DPI)
+    return pyplot().subplots(figsize=(min(MAX_WIDTH_IN, width), height), dpi=DPI)
 
 
 def _png(figure: plt.Figure, noted: bool = False) -> bytes:
@@ -32,7 +44,7 @@ def _png(figure: plt.Figure, noted: bool = False) -> bytes:
     figure.tight_layout(rect=(0, 0.07, 1, 1) if noted else None)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
-    plt.close(figure)
+    pyplot().close(figure)
     return buffer.getvalue()
 
 

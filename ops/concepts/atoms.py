@@ -12,8 +12,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
-from sklearn.cluster import KMeans
-from sklearn.metrics import normalized_mutual_info_score
 
 from ops.concepts.dictionary import unit_rows
 
@@ -69,6 +67,9 @@ def annotate_atoms(
 
 def cluster_nmi(vectors: np.ndarray, labels: Sequence[str], seed: int = 0) -> float:
     """NMI between KMeans clusters of `vectors` (as many as distinct labels) and `labels`."""
+    from sklearn.cluster import KMeans  # here, not at module level: loading the code location skips sklearn
+    from sklearn.metrics import normalized_mutual_info_score
+
     n_clusters = len(set(labels))
     if n_clusters < 2 or len(vectors) <= n_clusters:
         return float("nan")

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.linear_model import ElasticNet
 
 DEFAULT_ALPHA, DEFAULT_TAU = 0.1, 0.9
 
@@ -54,6 +53,8 @@ def paper_objective(y: np.ndarray, dictionary: np.ndarray, codes: np.ndarray, sp
 
 def decompose(activations: np.ndarray, dictionary: np.ndarray, spec: ElasticNetSpec) -> np.ndarray:
     """Codes [n, concepts] of activations [n, d] over dictionary rows [concepts, d], one elastic net per row."""
+    from sklearn.linear_model import ElasticNet  # here: loading the code location skips sklearn
+
     activations = np.atleast_2d(activations)
     alpha, l1_ratio = sklearn_penalty(spec, dictionary.shape[1])
     model = ElasticNet(

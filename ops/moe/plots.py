@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to memory only
-import matplotlib.pyplot as plt
 import polars as pl
+
+from ops.common.plots import pyplot
 
 
 def curves_png(curves: pl.DataFrame, value: str, title: str, upcycling_tokens: int | None = None) -> bytes:
     """One line per run of `value` against tokens, a dashed vertical line at the upcycling point."""
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7.5, 3.6), dpi=100)
     for run in sorted(curves["run"].unique().to_list()):
         curve = curves.filter(pl.col("run") == run).sort("tokens").drop_nans(value)

@@ -6,11 +6,12 @@ import io
 
 import polars as pl
 
-from ops.common.plots import plt
+from ops.common.plots import pyplot
 
 
 def pareto_png(points: pl.DataFrame, title: str) -> bytes:
     """Accuracy against cost, one marker style per policy family, the Pareto front as a line."""
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6.4, 3.6), dpi=100)
     for (policy, gated), group in points.group_by("policy", "gated", maintain_order=True):
         label = (

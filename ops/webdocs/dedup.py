@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from ops.common.quarantine import QUARANTINE_SCHEMA, Rejected, Split, quarantine_frame
 from ops.common.text import normalize_text
+
+if TYPE_CHECKING:
+    from datasketch import LeanMinHash
 
 NEAR_DUPLICATE = "near_duplicate"
 DEDUP_REASONS = (NEAR_DUPLICATE,)
@@ -46,6 +49,8 @@ def shingles(text: str, width: int) -> set[bytes]:
 
 def signature(text: str, config: DedupConfig) -> np.ndarray:
     """The MinHash signature of a text's shingles (`num_perm` uint64 values)."""
+    from datasketch import MinHash
+
     minhash = MinHash(num_perm=config.num_perm, seed=config.seed, scheme=SCHEME)
     minhash.update_batch(list(shingles(text, config.shingle_words)))
     return minhash.hashvalues.copy()
@@ -60,6 +65,8 @@ class NearDuplicateIndex:
     """Documents added in any order; `duplicates()` then maps each duplicate to its cluster's smallest id."""
 
     def __init__(self, config: DedupConfig) -> None:
+        from datasketch import MinHashLSH
+
         self.config = config
         self._lsh = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm)
         self._signatures: dict[str, np.ndarray] = {}
@@ -100,6 +107,8 @@ class NearDuplicateIndex:
         return result
 
     def _lean(self, values: np.ndarray) -> LeanMinHash:
+        from datasketch import LeanMinHash
+
         return LeanMinHash(seed=self.config.seed, hashvalues=values, scheme=SCHEME)
 
 

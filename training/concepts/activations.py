@@ -12,13 +12,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-import torch
 
 from ops.common.quarantine import Rejected, Split, split
+
+if TYPE_CHECKING:
+    import torch
 
 POOLINGS = ("mean", "last")
 
@@ -77,6 +79,8 @@ def captured(model: Any, layers: Sequence[int], stop_after: bool = True) -> Iter
 
 def hidden_states(model: Any, layers: Sequence[int], **inputs: torch.Tensor) -> dict[int, torch.Tensor]:
     """Hidden states [batch, seq, hidden] of `layers` for one forward pass, stopped after the deepest layer."""
+    import torch
+
     with captured(model, layers) as store, torch.no_grad(), suppress(_StopForward):
         model(**inputs, use_cache=False)
     return store
@@ -86,6 +90,8 @@ def pooled_activations(
     model: Any, tokenizer: Any, texts: Sequence[str], layers: Sequence[int], max_tokens: int, pooling: str = "mean"
 ) -> PooledBatch:
     """Pooled hidden states of `texts` (one batch, right-padded) at `layers`, float32 on CPU."""
+    import torch
+
     if pooling not in POOLINGS:
         raise ValueError(f"pooling {pooling!r} is not one of {POOLINGS}")
     full = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
@@ -109,6 +115,8 @@ def token_activations(
     model: Any, tokenizer: Any, texts: Sequence[str], layer: int, max_tokens: int
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Every token's hidden state at `layer` for `texts` cut to `max_tokens`, and its (text index, position)."""
+    import torch
+
     vectors, where = [], []
     for index, text in enumerate(texts):
         ids = tokenizer(text, add_special_tokens=False)["input_ids"][:max_tokens]

@@ -17,11 +17,12 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from safetensors.torch import load, save
+
+if TYPE_CHECKING:
+    import torch
 
 INITS = ("dictionary", "random")
 
@@ -55,6 +56,8 @@ class TrainedSae:
 
 def new_sae(hidden: int, settings: SaeSettings, init: str, dictionary: np.ndarray, mean: np.ndarray) -> Any:
     """A `SparseCoder` with `len(dictionary) + free_latents` latents, initialised as `init` says."""
+    import torch
+
     if init not in INITS:
         raise ValueError(f"init {init!r} is not one of {INITS}")
     from sparsify import SparseCoder, SparseCoderConfig  # imported on use: it prints a notice on import
@@ -80,6 +83,8 @@ def calibrate_encoder(sae: Any, data: torch.Tensor) -> float:
     large directions, so unscaled they overshoot (held-out FVU far above 1); after calibration the initial
     FVU is at most that of predicting the mean. Applied to both inits alike.
     """
+    import torch
+
     with torch.no_grad():
         encoded = sae.encode(data)
         decoded = sae.decode(encoded.top_acts, encoded.top_indices) - sae.b_dec
@@ -91,6 +96,8 @@ def calibrate_encoder(sae: Any, data: torch.Tensor) -> float:
 
 def evaluate(sae: Any, activations: torch.Tensor) -> dict[str, float]:
     """FVU, L0 and the fraction of latents that never fire on `activations`."""
+    import torch
+
     with torch.no_grad():
         out = sae(activations)
         fired = torch.zeros(sae.num_latents, dtype=torch.bool)
@@ -108,6 +115,8 @@ def train_sae(
     log: Callable[[str], None] | None = None,
 ) -> TrainedSae:
     """Train one SAE on `train` token activations; evaluate FVU on `held_out` every `eval_every` steps."""
+    import torch
+
     data, evaluation = torch.from_numpy(train).float(), torch.from_numpy(held_out).float()
     sae = new_sae(data.shape[1], settings, init, dictionary, train.mean(axis=0))
     calibrate_encoder(sae, data)
@@ -145,6 +154,8 @@ def atom_drift(trained: TrainedSae, dictionary: np.ndarray) -> np.ndarray:
 
 def sae_files(trained: TrainedSae, card_fields: dict[str, Any]) -> dict[str, bytes]:
     """Weights (safetensors, sparsify's parameter names), config JSON and a model card."""
+    from safetensors.torch import save
+
     config = {"d_in": trained.sae.d_in, **trained.sae.cfg.to_dict(), "init": trained.init, **asdict(trained.settings)}
     card = [f"# TopK SAE ({trained.init} init)", ""] + [f"- {key}: {value}" for key, value in card_fields.items()]
     card += ["", "| step | held-out FVU | L0 | dead fraction |", "|---|---|---|---|"]
@@ -159,6 +170,7 @@ def sae_files(trained: TrainedSae, card_fields: dict[str, Any]) -> dict[str, byt
 
 def load_sae(files: dict[str, bytes], init: str) -> Any:
     """Rebuild the `init` SAE written by `sae_files`."""
+    from safetensors.torch import load
     from sparsify import SparseCoder, SparseCoderConfig
 
     config = json.loads(files[f"sae_{init}.json"])
@@ -169,6 +181,8 @@ def load_sae(files: dict[str, bytes], init: str) -> Any:
 
 def latent_codes(sae: Any, activations: np.ndarray) -> np.ndarray:
     """Dense [tokens, latents] TopK codes of `activations`."""
+    import torch
+
     with torch.no_grad():
         encoded = sae.encode(torch.from_numpy(activations).float())
         dense = torch.zeros(len(activations), sae.num_latents)
@@ -189,6 +203,8 @@ def train_both(
 
 def ablate_latents(sae: Any, latents: list[int], strength: float = 1.0) -> Callable[[np.ndarray], np.ndarray]:
     """A steerer that subtracts `strength` x the decoded contribution of `latents` from hidden states."""
+    import torch
+
     index = torch.tensor(latents, dtype=torch.long)
 
     def steer(hidden: np.ndarray) -> np.ndarray:

@@ -13,13 +13,15 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-import torch
 
 from training.concepts.activations import check_layers, decoder_layers
+
+if TYPE_CHECKING:
+    import torch
 
 Steerer = Callable[[np.ndarray], np.ndarray]
 
@@ -27,6 +29,8 @@ Steerer = Callable[[np.ndarray], np.ndarray]
 @contextmanager
 def steered(model: Any, layer: int, steerer: Steerer | None) -> Iterator[None]:
     """Within the block, layer `layer`'s output hidden states pass through `steerer` (None: untouched)."""
+    import torch
+
     if steerer is None:
         yield
         return
@@ -59,6 +63,8 @@ def generate(
     model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int, layer: int, steerer: Steerer | None
 ) -> list[str]:
     """Greedy answers to `prompts` (one left-padded batch) with the steerer applied at `layer`."""
+    import torch
+
     rows = [chat_prompt_ids(tokenizer, prompt) for prompt in prompts]
     width = max(len(row) for row in rows)
     pad = tokenizer.pad_token_id
@@ -91,6 +97,8 @@ class Utility:
 
 
 def _log_probs(model: Any, ids: list[int], layer: int, steerer: Steerer | None) -> torch.Tensor:
+    import torch
+
     with steered(model, layer, steerer), torch.no_grad():
         logits = model(input_ids=torch.tensor([ids]), use_cache=False).logits[0, :-1].float()
     return torch.log_softmax(logits, dim=-1)
@@ -100,6 +108,8 @@ def utility(
     model: Any, tokenizer: Any, texts: Sequence[str], layer: int, steerer: Steerer | None, max_tokens: int = 64
 ) -> Utility:
     """KL and perplexities over every next-token prediction of `texts` (each cut to `max_tokens`)."""
+    import torch
+
     kl_sum, base_nll, steered_nll, count = 0.0, 0.0, 0.0, 0
     for text in texts:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"][:max_tokens]
@@ -174,6 +184,8 @@ def target_logprob(
     With JBB's affirmative targets ("Sure, here is ...") on harmful prompts this is a compliance score that
     needs no judge: steering that removes harmful concepts should lower it.
     """
+    import torch
+
     total, count = 0.0, 0
     for prompt, target in zip(prompts, targets, strict=True):
         head = chat_prompt_ids(tokenizer, prompt)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
-from transformers import MixtralConfig, MixtralForCausalLM
+if TYPE_CHECKING:
+    import torch
+    from transformers import MixtralConfig, MixtralForCausalLM
+
 
 MODEL_TYPE = "mixtral"
 CONFIG_FILE = "config.json"
@@ -52,6 +53,8 @@ class MoEShape:
 
     def config(self) -> MixtralConfig:
         """The transformers config of this shape."""
+        from transformers import MixtralConfig
+
         return MixtralConfig(
             vocab_size=self.vocab_size,
             hidden_size=self.hidden,
@@ -72,6 +75,9 @@ class MoEShape:
 
 def new_model(config: MixtralConfig, seed: int) -> MixtralForCausalLM:
     """A randomly initialised model of that config (seeded)."""
+    import torch
+    from transformers import MixtralForCausalLM
+
     torch.manual_seed(seed)
     model = MixtralForCausalLM(config)
     model.eval()
@@ -86,6 +92,8 @@ def expert_keys(layer: int) -> tuple[str, str, str]:
 
 def check_architecture(config_dict: Mapping) -> MixtralConfig:
     """The Mixtral config of a checkpoint; any other architecture is refused with its name."""
+    from transformers import MixtralConfig
+
     model_type = config_dict.get("model_type")
     if model_type != MODEL_TYPE:
         architectures = config_dict.get("architectures")
@@ -112,6 +120,8 @@ class Checkpoint:
 
     def model(self) -> MixtralForCausalLM:
         """The model with these weights (eval mode)."""
+        from transformers import MixtralForCausalLM
+
         model = MixtralForCausalLM(self.config)
         model.load_state_dict(self.weights, strict=True)
         model.eval()
@@ -132,6 +142,8 @@ def optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) ->
 
 def restore_optimizer(model: torch.nn.Module, optimizer: torch.optim.Optimizer, checkpoint: Checkpoint) -> None:
     """Put a checkpoint's Adam moments back on the optimizer of a model with the same parameter names."""
+    import torch
+
     for name, param in model.named_parameters():
         if name in checkpoint.exp_avg:
             optimizer.state[param] = {
@@ -150,6 +162,8 @@ def capture(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, met
 
 def checkpoint_files(checkpoint: Checkpoint) -> dict[str, bytes]:
     """The checkpoint as the four files of `CHECKPOINT_FILES`."""
+    from safetensors.torch import save as save_safetensors
+
     moments = {f"exp_avg.{k}": v.contiguous() for k, v in checkpoint.exp_avg.items()}
     moments |= {f"exp_avg_sq.{k}": v.contiguous() for k, v in checkpoint.exp_avg_sq.items()}
     meta = {**checkpoint.optimizer_meta, "step": checkpoint.step}
@@ -163,6 +177,8 @@ def checkpoint_files(checkpoint: Checkpoint) -> dict[str, bytes]:
 
 def load_checkpoint(files: Mapping[str, bytes]) -> Checkpoint:
     """Read a checkpoint's files; refuses a missing file or another architecture with a clear error."""
+    from safetensors.torch import load as load_safetensors
+
     missing = [name for name in CHECKPOINT_FILES if name not in files]
     if missing:
         raise ArchitectureError(f"checkpoint lacks {missing}; it has {sorted(files)}")

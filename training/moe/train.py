@@ -15,12 +15,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-import torch
-import torch.nn.functional as F
-from transformers import MixtralConfig
 
 from ops.moe.report import CURVE_SCHEMA
 from ops.moe.selection import original_experts
@@ -33,6 +31,10 @@ from training.moe.model import (
     new_model,
     restore_optimizer,
 )
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import MixtralConfig
 
 HISTORY_FILE = "history.json"
 _CHECKPOINT_PREFIX = "ckpt-"
@@ -87,6 +89,8 @@ class TrainResult:
 
 def batch_at(stream: np.ndarray, step: int, batch_size: int, seq_len: int, seed: int) -> torch.Tensor:
     """The training batch of a step: random windows of the stream, fixed by (seed, step)."""
+    import torch
+
     if len(stream) <= seq_len:
         raise ValueError(f"training stream has {len(stream)} tokens, fewer than one window of {seq_len + 1}")
     starts = np.random.default_rng([seed, step]).integers(0, len(stream) - seq_len, size=batch_size)
@@ -95,6 +99,8 @@ def batch_at(stream: np.ndarray, step: int, batch_size: int, seq_len: int, seed:
 
 def validation_windows(stream: np.ndarray, seq_len: int, count: int) -> torch.Tensor:
     """Up to `count` consecutive non-overlapping windows from the start of the validation stream."""
+    import torch
+
     available = len(stream) // seq_len
     if available == 0:
         raise ValueError(f"validation stream has {len(stream)} tokens, fewer than one window of {seq_len}")
@@ -104,6 +110,9 @@ def validation_windows(stream: np.ndarray, seq_len: int, count: int) -> torch.Te
 
 def duplicate_cosine(model: torch.nn.Module, sources: Sequence[Sequence[int]] | None) -> float:
     """Mean cosine between each duplicated expert's weights and its source's (1.0 right after copying)."""
+    import torch
+    import torch.nn.functional as F
+
     if not sources:
         return float("nan")
     state, values = model.state_dict(), []
@@ -116,10 +125,13 @@ def duplicate_cosine(model: torch.nn.Module, sources: Sequence[Sequence[int]] | 
     return float(np.mean(values)) if values else float("nan")
 
 
-@torch.no_grad()
 def evaluate(model: torch.nn.Module, windows: torch.Tensor) -> tuple[float, list[list[float]]]:
     """Validation cross-entropy and, per layer, the share of top-K assignments each expert received."""
-    output = model(input_ids=windows, output_router_logits=True)
+    import torch
+    import torch.nn.functional as F
+
+    with torch.no_grad():  # the outputs carry no graph, so nothing below builds one either
+        output = model(input_ids=windows, output_router_logits=True)
     logits = output.logits[:, :-1].reshape(-1, output.logits.shape[-1])
     loss = float(F.cross_entropy(logits.float(), windows[:, 1:].reshape(-1)))
     top_k, experts = model.config.num_experts_per_tok, model.config.num_local_experts
@@ -175,6 +187,8 @@ def _resume(work_dir: Path | None) -> tuple[Checkpoint, list[EvalPoint], int] | 
 @contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
     """Run a block with `threads` torch threads, then restore the previous count."""
+    import torch
+
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -209,6 +223,9 @@ def _train(
     sources: Sequence[Sequence[int]] | None,
     on_eval: Callable[[EvalPoint], None] | None,
 ) -> TrainResult:
+    import torch
+    import torch.nn.functional as F
+
     seq_len = start.config.max_position_embeddings
     steps = settings.steps(seq_len)
     resumed = _resume(work_dir)

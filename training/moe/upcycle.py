@@ -14,16 +14,20 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from ops.moe.selection import check_expansion
 from training.moe.model import ArchitectureError, Checkpoint, expert_keys
 from training.moe.train import torch_threads
 
+if TYPE_CHECKING:
+    import torch
+
 
 def upcycle(checkpoint: Checkpoint, sources: Sequence[Sequence[int]], router_noise: float, seed: int) -> Checkpoint:
     """The mE-expert checkpoint whose expert j of layer l is a copy of source expert `sources[l][j]`."""
+    import torch
+
     config = checkpoint.config
     experts, layers = config.num_local_experts, config.num_hidden_layers
     if len(sources) != layers:
@@ -63,6 +67,8 @@ def _check_sources(layer: int, layer_sources: Sequence[int], experts: int, total
 
 def without_router_noise(upcycled: Checkpoint, sources: Sequence[Sequence[int]]) -> Checkpoint:
     """The upcycled checkpoint with every replica's router row reset to its source row exactly."""
+    import torch
+
     weights = dict(upcycled.weights)
     for layer, layer_sources in enumerate(sources):
         key = expert_keys(layer)[2]
@@ -91,9 +97,10 @@ def _with_top_k(checkpoint: Checkpoint, top_k: int) -> torch.nn.Module:
     return Checkpoint(config, checkpoint.weights, {}, {}, 0, {}).model()
 
 
-@torch.no_grad()
 def _logits_and_loss(model: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, float]:
-    with torch_threads(1):  # a tiny model: one thread beats two contending ones on a shared CPU
+    import torch
+
+    with torch.no_grad(), torch_threads(1):  # a tiny model: one thread beats two contending ones on a shared CPU
         output = model(input_ids=batch, labels=batch)
     return output.logits, float(output.loss)
 
@@ -123,6 +130,8 @@ def copy_invariants(base: Checkpoint, upcycled: Checkpoint, sources: Sequence[Se
     """What the operator promises, checked tensor by tensor: mE experts in every expert tensor, top-K
     and the Adam step kept, each expert's weights and Adam moments equal to its source's, and each
     router row equal to its source's up to the noise (originals exactly)."""
+    import torch
+
     experts, total = base.config.num_local_experts, len(sources[0])
     shapes, weights, moments, originals = True, True, True, True
     for layer, layer_sources in enumerate(sources):

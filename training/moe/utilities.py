@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
-import torch
-import torch.nn.functional as F
 
 from ops.moe.selection import FISHER_EPS, utility_scores
 from training.moe.model import Checkpoint, expert_keys
 from training.moe.train import torch_threads
+
+if TYPE_CHECKING:
+    import torch
 
 UTILITY_SCHEMA: dict[str, pl.DataType] = {
     "layer": pl.Int64,
@@ -25,6 +28,8 @@ UTILITY_SCHEMA: dict[str, pl.DataType] = {
 
 def calibration_gradients(checkpoint: Checkpoint, batches: list[torch.Tensor]) -> dict[str, torch.Tensor]:
     """Mean gradient of the language-modelling loss over the batches, by parameter name."""
+    import torch.nn.functional as F
+
     if not batches:
         raise ValueError("expert utilities need at least one calibration batch")
     model = checkpoint.model()
@@ -41,6 +46,8 @@ def expert_utilities(checkpoint: Checkpoint, batches: list[torch.Tensor], eps: f
 
     An expert no calibration token was routed to has a zero gradient (utility 0 except its weight norm).
     """
+    import torch
+
     if not checkpoint.exp_avg_sq:
         raise ValueError("the checkpoint carries no Adam second moment: the Fisher utility needs it")
     with torch_threads(1):  # a tiny model: one thread beats two contending ones on a shared CPU

@@ -7,14 +7,14 @@ import json
 import math
 from collections.abc import Mapping
 
-import torch
-from safetensors.torch import load as load_safetensors
-
 from training.rl.card import CARD, TRAINING_RECORD
 from training.rl.policy import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 
 
 def _weight_problems(weights: bytes) -> list[str]:
+    import torch  # here, not at module level: loading the code location skips torch
+    from safetensors.torch import load as load_safetensors
+
     try:
         tensors = load_safetensors(weights)
     except Exception as exc:  # any parse failure is the finding

@@ -14,11 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ops.common.llm import ChatRequest, ChatResult
 from training.rl.config import LoraSettings, PolicyConfig
-from training.webdocs.generative_student import GenerativeConfig, load_base_model, load_tokenizer
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -37,6 +34,9 @@ class Policy:
 
 def load_base(config: PolicyConfig) -> tuple[Any, Any]:
     """The frozen base model and its tokenizer (pad token = end of sequence when it has none)."""
+    # torch and transformers come with the student module: imported here, so loading the code location skips them
+    from training.webdocs.generative_student import GenerativeConfig, load_base_model, load_tokenizer
+
     student = GenerativeConfig(
         base_model=config.base_model, gguf_file=config.gguf_file, device=config.device, dtype=config.dtype
     )
@@ -111,6 +111,8 @@ def generate(
     max_prompt_tokens: int | None = None,
 ) -> list[str]:
     """Greedy completions, in order (left-padded batches; prompts cut from the left to `max_prompt_tokens`)."""
+    import torch
+
     tokenizer, model = policy.tokenizer, policy.model
     tokenizer.padding_side = "left"
     outputs: list[str] = []

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
 from training.rl.policy import Chat, Policy, prompt_text
 
 
@@ -24,6 +22,8 @@ def sample(
     seed: int = 0,
 ) -> list[list[tuple[str, int]]]:
     """Per prompt, `samples` `(text, new token count)` completions, in order."""
+    import torch
+
     if samples < 1 or temperature <= 0:
         raise ValueError(f"need samples >= 1 and temperature > 0, got {samples} and {temperature}")
     tokenizer, model = policy.tokenizer, policy.model

@@ -21,10 +21,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ops.common.text import sha256_hex
 from training.rl.config import GRPOSettings, SFTSettings, as_dict, importance_sampling_level
@@ -32,6 +31,9 @@ from training.rl.data import require_valid
 from training.rl.group_filter import GroupFilter, ZeroVarianceFilter, zero_variance_share
 from training.rl.policy import ADAPTER_WEIGHTS, load_base, lora_config, with_adapter
 from training.rl.rewards import RewardFn, SafeReward
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_FILTER = ZeroVarianceFilter()
 RUN_FILE = "run.json"
@@ -149,6 +151,8 @@ class _StopOnNonFiniteLoss:
     """Mixin for TRL trainers: a NaN/inf loss raises before the optimizer step (weights stay good)."""
 
     def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> torch.Tensor:
+        import torch
+
         loss = super().training_step(model, inputs, num_items_in_batch)  # type: ignore[misc]
         if not bool(torch.isfinite(loss.detach()).all()):
             raise NonFiniteLossError(self.state.global_step + 1, last_checkpoint(Path(self.args.output_dir)))  # type: ignore[attr-defined]
@@ -156,7 +160,8 @@ class _StopOnNonFiniteLoss:
 
 
 def _grpo_trainer_class() -> type:
-    """GRPOTrainer with the group filter, reward-failure counts and the NaN stop (TRL imported lazily)."""
+    """GRPOTrainer with the group filter, reward-failure counts and the NaN stop (TRL and torch imported lazily)."""
+    import torch
     from trl import GRPOTrainer
 
     class FilteredGRPOTrainer(_StopOnNonFiniteLoss, GRPOTrainer):
@@ -304,6 +309,8 @@ def _finish(
 
 def _prepare(kind: str, settings: Any, rows: list[dict[str, Any]], checkpoint_dir: Path, extra: dict) -> Path | None:
     """Claim the folder for this run and return the checkpoint to resume from (None: start fresh)."""
+    import torch
+
     torch.manual_seed(settings.seed)
     _claim(checkpoint_dir, fingerprint(kind, settings, rows, extra))
     _drop_incomplete(checkpoint_dir)

@@ -28,10 +28,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 IGNORE_INDEX = -100
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -132,6 +134,7 @@ def dequantized_folder(gguf: Path, cache_dir: Path) -> Path:
     Written into a staging folder and renamed into place, so a reader never sees half a copy and two
     processes racing keep one. Keyed by file name and size.
     """
+    import torch
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -169,6 +172,7 @@ def load_tokenizer(base_model: str, gguf_file: str | None = None) -> Any:
 
 def load_base_model(config: GenerativeConfig) -> Any:
     """The frozen base causal LM on the configured device and dtype."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     source, extra = _pretrained_source(config.base_model, config.gguf_file)
@@ -210,6 +214,7 @@ def tiny_base(
     initialisation is wider than a real model's so that its tied output layer can reach confident logits
     and a LoRA adapter can make it memorise a handful of label strings.
     """
+    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
@@ -270,6 +275,8 @@ def encode_example(tokenizer: Any, text: str, target: str, config: GenerativeCon
 
 def _left_pad(rows: Sequence[Sequence[int]], fill: int, device: str) -> torch.Tensor:
     """Rows padded on the left with `fill`, so that every row ends at the last column."""
+    import torch
+
     width = max(len(row) for row in rows)
     return torch.tensor([[fill] * (width - len(row)) + list(row) for row in rows], dtype=torch.long, device=device)
 
@@ -294,6 +301,8 @@ def _token_losses(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Ten
     Answers sit at the end of left-padded rows, so only the last columns need logits: the output layer
     (a 49k-token vocabulary for SmolLM2) runs on the answers, not on the whole document.
     """
+    import torch
+
     labels = batch["labels"]
     first_answer = int((labels != IGNORE_INDEX).any(dim=0).nonzero()[0])
     keep = labels.shape[1] - first_answer + 1
@@ -312,6 +321,8 @@ def _token_losses(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Ten
 
 def _validation_loss(model: Any, examples: Sequence[EncodedExample], config: GenerativeConfig, pad_id: int) -> float:
     """Mean per-token loss of the answers, computed without dropout or gradients."""
+    import torch
+
     model.eval()
     total, tokens = 0.0, 0
     with torch.no_grad():
@@ -342,6 +353,7 @@ def train_generative_student(
     Seeded: the same data and config give the same adapter on CPU. Metrics per epoch: mean training
     loss over answer tokens, validation loss, seconds, and training seconds per example.
     """
+    import torch
     from peft import LoraConfig, get_peft_model
 
     if len(train_texts) != len(train_targets) or len(val_texts) != len(val_targets):
@@ -456,6 +468,8 @@ def generate(
     With a `grammar`, decoding is constrained to it (`GrammarConstraint`) and `max_new_tokens` is raised to
     the grammar's longest line (a token is at least one character), so every output is a complete line.
     """
+    import torch
+
     tokenizer, config, model = trained.tokenizer, trained.config, trained.model
     constraint = GrammarConstraint(tokenizer, grammar) if grammar is not None else None
     if grammar is not None:

@@ -11,14 +11,14 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load as load_safetensors
-
-from training.webdocs.encoder_student import load_encoder
 from training.webdocs.generative_student import ADAPTER_CONFIG, ADAPTER_WEIGHTS, STUDENT_CONFIG
-from training.webdocs.mlp_filter import TrainedClassifier, load_mlp
+
+if TYPE_CHECKING:
+    import torch
+
+    from training.webdocs.mlp_filter import TrainedClassifier
 
 STUDENT_KINDS = ("mlp_filter", "encoder_classifier", "distilled_classifier")
 
@@ -38,6 +38,8 @@ def non_finite_numbers(value: Any, path: str = "") -> list[str]:
 
 def non_finite_tensors(tensors: Iterable[tuple[str, torch.Tensor]]) -> list[str]:
     """Names of the tensors holding a NaN or an infinity."""
+    import torch
+
     return [name for name, tensor in tensors if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
 
 
@@ -51,6 +53,8 @@ def _classifier_problems(trained: TrainedClassifier) -> list[str]:
 
 
 def _generative_problems(files: Mapping[str, bytes]) -> list[str]:
+    from safetensors.torch import load as load_safetensors
+
     student = json.loads(files[STUDENT_CONFIG])
     json.loads(files[ADAPTER_CONFIG])
     weights = load_safetensors(files[ADAPTER_WEIGHTS])
@@ -63,9 +67,22 @@ def _generative_problems(files: Mapping[str, bytes]) -> list[str]:
     return problems
 
 
+def _mlp_problems(files: Mapping[str, bytes]) -> list[str]:
+    # the torch student modules are imported here, not at module level: loading the code location skips torch
+    from training.webdocs.mlp_filter import load_mlp
+
+    return _classifier_problems(load_mlp(files))
+
+
+def _encoder_problems(files: Mapping[str, bytes]) -> list[str]:
+    from training.webdocs.encoder_student import load_encoder
+
+    return _classifier_problems(load_encoder(files))
+
+
 _CHECKERS: dict[str, Callable[[Mapping[str, bytes]], list[str]]] = {
-    "mlp_filter": lambda files: _classifier_problems(load_mlp(files)),
-    "encoder_classifier": lambda files: _classifier_problems(load_encoder(files)),
+    "mlp_filter": _mlp_problems,
+    "encoder_classifier": _encoder_problems,
     "distilled_classifier": _generative_problems,
 }
 

@@ -15,11 +15,12 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
+
+if TYPE_CHECKING:
+    import torch
 
 SEPARATOR = 256  # between documents of the training stream
 VOCAB_SIZE = 257
@@ -81,6 +82,7 @@ def encode_text(text: str) -> np.ndarray:
 
 def build_model(config: ProxyConfig) -> torch.nn.Module:
     """A freshly initialised tiny Llama (seeded), tied input/output embeddings."""
+    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(config.seed)
@@ -115,6 +117,8 @@ def bits_per_byte(model: torch.nn.Module, ids: np.ndarray, seq_len: int, batch_s
     Each window predicts its last `seq_len` bytes from the ones before it inside the window; the bytes
     predicted are counted exactly once (the first byte of each window is context only).
     """
+    import torch
+
     windows = [ids[start : start + seq_len + 1] for start in range(0, len(ids) - 1, seq_len)]
     windows = [window for window in windows if len(window) > 1]
     if not windows:
@@ -150,6 +154,9 @@ def _eval_steps(config: ProxyConfig) -> set[int]:
 
 def checkpoint_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, curve: list) -> bytes:
     """Weights, AdamW moments and step counters as safetensors bytes; the step and curve in its metadata."""
+    import torch
+    from safetensors.torch import save as save_tensors
+
     tensors = {f"model.{name}": value.detach().clone() for name, value in model.state_dict().items()}
     names = dict(model.named_parameters())
     for name, param in names.items():
@@ -164,6 +171,8 @@ def checkpoint_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer, s
 
 def restore_checkpoint(payload: bytes, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, list]:
     """Load `checkpoint_bytes` into the model and optimizer; the step reached and the curve so far."""
+    from safetensors.torch import load as load_tensors
+
     tensors = load_tensors(payload)
     model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
     for name, param in model.named_parameters():
@@ -200,6 +209,8 @@ def train_proxy(
 ) -> ProxyResult:
     """Train a proxy from scratch on `stream` (`encode_documents`) for `config.steps` steps, resuming from
     `load_checkpoint()` when it returns one; evaluated on `targets` along the way and at the end."""
+    import torch
+
     if len(stream) < config.seq_len + 1:
         stream = np.resize(stream, config.seq_len + 1)  # a tiny selection is repeated to fill one window
     starts = window_starts(len(stream), config)
@@ -251,12 +262,16 @@ def train_proxy(
 
 def _loss(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """Mean next-byte cross-entropy (nats) of a batch of windows."""
+    import torch
+
     logits = model(input_ids=batch[:, :-1]).logits
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1))
 
 
 def model_files(result: ProxyResult) -> dict[str, bytes]:
     """The trained proxy as store files: weights (safetensors), config and curve (JSON)."""
+    from safetensors.torch import save as save_tensors
+
     weights = save_tensors({name: value.detach().clone() for name, value in result.model.state_dict().items()})
     summary = {"config": asdict(result.config), "bits_per_byte": result.bits_per_byte, "curve": result.curve}
     return {"model.safetensors": weights, "proxy.json": json.dumps(summary, indent=2, sort_keys=True).encode()}
@@ -264,6 +279,8 @@ def model_files(result: ProxyResult) -> dict[str, bytes]:
 
 def load_proxy(files: Mapping[str, bytes]) -> torch.nn.Module:
     """Rebuild a proxy from `model_files` (strict: every weight must match the stored config)."""
+    from safetensors.torch import load as load_tensors
+
     summary = json.loads(files["proxy.json"])
     model = build_model(ProxyConfig(**summary["config"]))
     model.load_state_dict(load_tensors(files["model.safetensors"]), strict=True)
