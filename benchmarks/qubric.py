@@ -4,8 +4,11 @@ The questions it answers, on the bundled Arena-Hard slice:
 1. rewrite: per method (key-point rewriting, naive narrowing), the share of rewrites with a fabricated
    reference and the share of all-fail pairs after contrastive rubrics and G policy samples (the
    fabricated-reference symptom); the ratio naive / key points is measured in the same run.
-2. learnability: the p̂ histogram before and after the filter, and why every pair was dropped.
-3. judge: rubric-engine calls and seconds per graded pair.
+2. learnability: the p̂ histogram before and after the filter, and why every pair was dropped; and the p̂
+   histogram over every non-duplicate candidate criterion (as if consistency kept them all).
+3. judge: rubric-engine calls and seconds per graded pair; a probe of the judge itself on fixed
+   (answer, criterion) pairs whose verdict is known (true/false positive rates): a judge that passes every
+   criterion leaves no criterion that prefers the teacher, hence no learnable pair.
 4. grpo (`--grpo-steps N`, 0 = skip): N GRPO steps on the kept pairs with the rubric reward, the share of
    zero-variance groups per step, then the trained policy vs its base in pairwise judging (both orders) on
    held-out queries: win rate with a bootstrap interval, judge calls and seconds per pair.
@@ -33,9 +36,17 @@ import polars as pl
 
 from benchmarks.embedding_throughput import emit, machine_info
 from ops.common.llm import LLMClient
+from ops.rubrics.criteria import Criterion
 from ops.rubrics.grading import grading_cost
-from ops.rubrics.qubric.contrastive import KEPT, consistency, contrastive_requests, first_responses, parse_criteria
-from ops.rubrics.qubric.judging import JudgeSettings, sample_scores
+from ops.rubrics.qubric.contrastive import (
+    DUPLICATE,
+    KEPT,
+    consistency,
+    contrastive_requests,
+    first_responses,
+    parse_criteria,
+)
+from ops.rubrics.qubric.judging import JudgeSettings, Response, grade_responses, sample_scores
 from ops.rubrics.qubric.learnability import LearnabilityRule, learnability_frame, p_hat_histogram
 from ops.rubrics.qubric.pairs import build_pairs, trl_rows
 from ops.rubrics.qubric.pairwise import pairwise_verdicts, win_rate
@@ -56,6 +67,48 @@ BUNDLED = REPO / "samples" / "arena_hard" / "questions.jsonl"
 
 # (chats, samples, max_new_tokens, seed) -> per chat, `samples` (text, tokens); the torch policy's `sample`
 Sampler = Callable[[list, int, int, int], list[list[tuple[str, int]]]]
+
+
+PROBE_QUESTION = "Write a Python script for sentiment analysis of a product review."
+PROBE_ANSWERS = {
+    "code": "```python\nfrom textblob import TextBlob\nprint(TextBlob('great product').sentiment.polarity)\n```",
+    "prose": "Sentiment analysis is the process of finding the emotion in a text. Companies use it.",
+    "refusal": "I don't know.",
+    "french": "Je ne sais pas, désolé.",
+}
+# criterion -> the answers that meet it (every other answer does not)
+PROBE_CRITERIA = {
+    "The response includes Python code.": {"code"},
+    "The response is written in French.": {"french"},
+}
+
+
+def judge_probe(judge: LLMClient, settings: JudgeSettings) -> dict[str, Any]:
+    """The judge on fixed (answer, criterion) pairs with a known verdict: true and false positive rates
+    (scikit-learn's confusion matrix), calls and seconds."""
+    from sklearn.metrics import confusion_matrix
+
+    responses = [Response(name, "probe", "probe", PROBE_QUESTION, text) for name, text in PROBE_ANSWERS.items()]
+    criteria = [Criterion(f"p{index}", "probe", 0, text, 1.0) for index, text in enumerate(PROBE_CRITERIA)]
+    grades = grade_responses(judge, responses, {"probe": criteria}, settings)
+    truth = {(c.criterion_id, name): name in PROBE_CRITERIA[c.text] for c in criteria for name in PROBE_ANSWERS}
+    graded = grades.filter(pl.col("status") != "ungraded")
+    expected = [truth[(row["criterion_id"], row["response_id"])] for row in graded.iter_rows(named=True)]
+    said = (graded["status"] == "met").to_list()
+    tn, fp, fn, tp = confusion_matrix(expected, said, labels=[False, True]).ravel()
+    cost = grading_cost(grades)
+    return {
+        "record": "judge_probe",
+        "pairs": grades.height,
+        "graded": graded.height,
+        "should_pass": int(tp + fn),
+        "should_fail": int(tn + fp),
+        "met_share": round(sum(said) / len(said), 4) if said else None,
+        "true_positive_rate": round(tp / (tp + fn), 4) if tp + fn else None,
+        "false_positive_rate": round(fp / (fp + tn), 4) if fp + tn else None,
+        "judge_calls": cost["judge_calls"],
+        "judge_seconds_per_pair": round(cost["judge_seconds"] / max(1, grades.height), 3),
+    }
 
 
 def method_part(
@@ -86,9 +139,15 @@ def method_part(
     candidates, _ = parse_criteria(ids, teacher.chat(requests))
     rubrics, consistency_grades = consistency(judge, candidates, teachers, policy, 1, settings)
     kept = rubrics.filter(pl.col("status") == KEPT)
+    rule = LearnabilityRule(args.floor, args.ceiling)
     scores, grades = sample_scores(judge, kept, policy, settings)
-    learn = learnability_frame(rewrites["query_id"].to_list(), scores, LearnabilityRule(args.floor, args.ceiling))
-    judged = [frame for frame in (consistency_grades, grades) if not frame.is_empty()]
+    learn = learnability_frame(rewrites["query_id"].to_list(), scores, rule)
+    # every non-duplicate candidate, as if consistency kept them all: what p̂ the policy's samples get
+    graded = rubrics.filter(pl.col("status") != DUPLICATE)
+    candidate_scores, candidate_grades = sample_scores(judge, graded, policy, settings)
+    candidates_learn = learnability_frame(rewrites["query_id"].to_list(), candidate_scores, rule)
+    candidate_reasons = candidates_learn.group_by("reason").len()
+    judged = [frame for frame in (consistency_grades, grades, candidate_grades) if not frame.is_empty()]
     cost = grading_cost(pl.concat(judged)) if judged else {"judge_calls": 0, "judge_seconds": 0.0}
     pairs = max(1, rewrites.height)
     reasons = learn.group_by("reason").len()
@@ -104,6 +163,11 @@ def method_part(
         "drop_reasons": dict(zip(reasons["reason"].to_list(), reasons["len"].to_list(), strict=True)),
         "p_hat_histogram_before": p_hat_histogram(learn["p_hat"].to_list()),
         "p_hat_histogram_after": p_hat_histogram(learn.filter(pl.col("kept"))["p_hat"].to_list()),
+        "p_hat_histogram_all_candidates": p_hat_histogram(candidates_learn["p_hat"].to_list()),
+        "drop_reasons_all_candidates": dict(
+            zip(candidate_reasons["reason"].to_list(), candidate_reasons["len"].to_list(), strict=True)
+        ),
+        "criteria_status": dict(rubrics.group_by("status").len().iter_rows()),
         "judge_calls": cost["judge_calls"],
         "judge_calls_per_pair": round(cost["judge_calls"] / pairs, 3),
         "judge_seconds_per_pair": round(cost["judge_seconds"] / pairs, 3),
@@ -179,6 +243,7 @@ def run(
     records: list[dict[str, Any]] = []
     emit(machine_info(), records)
     settings = JudgeSettings(max_attempts=2, max_tokens=args.judge_tokens, explanation_max_chars=args.explanation_chars)
+    emit(judge_probe(judge, settings), records)
     queries = load_queries(
         read_jsonl(args.bundled, "arena_hard")[: args.queries], heldout_share=args.heldout_share
     ).kept
@@ -236,6 +301,10 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--floor", type=float, default=0.1)
     parser.add_argument("--ceiling", type=float, default=0.9)
     parser.add_argument("--grpo-steps", type=int, default=0, help="GRPO steps on the kept pairs (0: skip)")
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch threads while the policy samples")
+    parser.add_argument("--llm-backend", default="llamacpp", help="teacher and judge: LLMResource backend")
+    parser.add_argument("--llm-model", default="", help="'' = the packaged SmolLM2-135M (llamacpp)")
+    parser.add_argument("--llm-base-url", default="", help="for the openai backend (key: $OPENAI_API_KEY)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return parser.parse_args(argv)
 
@@ -244,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parse_args(argv)
     from ops.common.packaged_models import smollm2_model_path
     from resources.llm import LLMResource
+    from training.moe.train import torch_threads
     from training.rl.config import PolicyConfig
     from training.rl.policy import load_policy
     from training.rl.sampling import sample
@@ -251,10 +321,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     policy = load_policy(PolicyConfig(str(smollm2_model_path())))
 
     def sampler(chats: list, samples: int, tokens: int, seed: int) -> list[list[tuple[str, int]]]:
-        return sample(policy, chats, samples, tokens, 1.0, seed)
+        with torch_threads(args.torch_threads):
+            return sample(policy, chats, samples, tokens, 1.0, seed)
 
     with tempfile.TemporaryDirectory(prefix="qubric_bench_") as tmp:
-        llm = LLMResource(backend="llamacpp", n_ctx=4096, cache_path=f"{tmp}/llm.sqlite")
+        llm = LLMResource(
+            backend=args.llm_backend,
+            model=args.llm_model,
+            base_url=args.llm_base_url,
+            n_ctx=4096,
+            cache_path=f"{tmp}/llm.sqlite",
+        )
         records = run(args, llm, llm, sampler, Path(tmp))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")

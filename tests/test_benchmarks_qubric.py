@@ -21,10 +21,16 @@ def test_benchmark_records_both_methods_and_the_ratio(tmp_path: Path) -> None:
     fake = FakeLLM(qubric_answer, model_id="fake")
     records = run(args, fake, fake, _sampler, tmp_path)
     kinds = [record["record"] for record in records]
-    assert kinds == ["machine", "teacher", "method", "method", "ratio", "end"]
+    assert kinds == ["machine", "judge_probe", "teacher", "method", "method", "ratio", "end"]
+    probe = records[1]
+    assert (probe["pairs"], probe["should_pass"], probe["should_fail"]) == (8, 2, 6)
+    verdicts = [qubric_answer(request)["criteria_met"] for request in fake.requests[:8]]
+    assert probe["met_share"] == sum(verdicts) / 8
     by_method = {record["method"]: record for record in records if record["record"] == "method"}
     assert by_method["naive"]["fabricated_share"] == 1.0 and by_method["key_points"]["fabricated_share"] == 0.0
     for record in by_method.values():
         assert sum(record["p_hat_histogram_before"].values()) <= record["queries"]
         assert sum(record["p_hat_histogram_after"].values()) == round(record["kept_share"] * record["queries"])
         assert sum(record["drop_reasons"].values()) == record["queries"] and record["judge_calls"] > 0
+        assert sum(record["drop_reasons_all_candidates"].values()) == record["queries"]
+        assert sum(record["criteria_status"].values()) == record["criteria_candidates"]

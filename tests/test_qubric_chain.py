@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from assets.models import load_model_files
 from assets.rubrics import checks, queries, responses, rubrics, training
 from ops.common.llm import ChatRequest
 from pipelines.profiles import build_resources
@@ -136,16 +137,60 @@ def test_qubric_chain_materializes_checks_pass_and_rerun_is_identical(instance, 
 
 @dg.asset(name="query_rubric_pairs", group_name="rubrics")
 def no_pairs_stand_in() -> dg.Output:
-    """No learnable pair (what a weak local teacher often produces)."""
+    """No learnable pair (what the local 135M judge produces: it passes every criterion on both sides)."""
     from assets.outputs import frame_output
     from ops.rubrics.qubric.pairs import PAIRS_SCHEMA
 
     return frame_output(pl.DataFrame(schema=PAIRS_SCHEMA))
 
 
-def test_no_learnable_pair_skips_training_without_failing_the_run(instance, assay_home, tmp_path):
+@dg.asset(name="rubric_learnability", group_name="rubrics")
+def learnability_stand_in() -> dg.Output:
+    """Two queries dropped: no criterion survived consistency."""
+    from assets.outputs import frame_output
+    from ops.rubrics.qubric.learnability import LearnabilityRule, learnability_frame
+
+    return frame_output(learnability_frame(["q1", "q2"], {}, LearnabilityRule()))
+
+
+@dg.asset(name="open_queries", group_name="rubrics")
+def heldout_stand_in() -> dg.Output:
+    """One held-out query."""
+    from assets.outputs import frame_output
+    from ops.rubrics.qubric.queries import QUERY_SCHEMA
+
+    row = {
+        "query_id": "h1",
+        "source": "t",
+        "cluster": "",
+        "query": "Why?",
+        "injection_suspect": False,
+        "split": "heldout",
+    }
+    return frame_output(pl.DataFrame([row], schema=QUERY_SCHEMA))
+
+
+def test_no_learnable_pair_records_no_update_and_an_evaluation_that_judged_nothing(instance, assay_home):
+    from ops.rubrics.qubric.no_update import no_update_record
+
     resources = {**build_resources("local"), "llm": FakeTeacherJudge()}
-    selection = [no_pairs_stand_in, training.rubric_policy_grpo, checks.rubric_policy_grpo_sound]
+    selection = [
+        no_pairs_stand_in,
+        learnability_stand_in,
+        heldout_stand_in,
+        training.rubric_policy_grpo,
+        training.rubric_policy_eval,
+        checks.rubric_policy_grpo_sound,
+        checks.rubric_policy_eval_valid,
+    ]
     result = dg.materialize(selection, instance=instance, resources=resources)
     assert result.success
-    assert instance.get_latest_materialization_event(dg.AssetKey("rubric_policy_grpo")) is None
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 2 and all(check.passed for check in evaluations)
+    grpo = instance.get_latest_materialization_event(dg.AssetKey("rubric_policy_grpo")).asset_materialization
+    assert grpo.metadata["trained"].value is False and grpo.metadata["steps"].value == 0
+    files = load_model_files(instance, ArtifactStore(assay_home / "store"), "rubric_policy_grpo")
+    assert no_update_record(files)["drop_reasons"] == {"no_criteria": 2}
+    evaluation = instance.get_latest_materialization_event(dg.AssetKey("rubric_policy_eval")).asset_materialization
+    assert evaluation.metadata["trained"].value is False and evaluation.metadata["judged_queries"].value == 0
+    assert "win_rate" not in evaluation.metadata

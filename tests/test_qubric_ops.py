@@ -420,3 +420,20 @@ def test_policy_sampling_is_seeded_and_gives_g_samples(tmp_path: Path) -> None:
     assert first != sample(policy, prompts, samples=3, max_new_tokens=6, seed=1)
     with pytest.raises(ValueError, match="temperature"):
         sample(policy, prompts, samples=2, temperature=0.0)
+
+
+# --- no learnable pair: the no-update record ------------------------------------------------------------------
+
+
+def test_no_update_record_matches_only_the_empty_pairs_it_names():
+    from ops.rubrics.qubric.no_update import NO_UPDATE_FILE, no_update_files, no_update_problems, no_update_record
+
+    files = no_update_files("v1", {"no_criteria": 2, "all_pass": 1})
+    record = no_update_record(files)
+    assert record["status"] == "no_update" and record["drop_reasons"] == {"all_pass": 1, "no_criteria": 2}
+    assert no_update_problems(files, "v1", 0) == []
+    assert no_update_record({"adapter_model.safetensors": b""}) is None
+    assert "current 'v2'" in no_update_problems(files, "v2", 0)[0]  # made from other pairs
+    assert "holds 3 pairs" in no_update_problems(files, "v1", 3)[0]  # pairs existed: GRPO should have trained
+    assert "other files" in no_update_problems({**files, "adapter_model.safetensors": b""}, "v1", 0)[0]
+    assert no_update_problems({NO_UPDATE_FILE: json.dumps({"status": "trained"}).encode()}, "v1", 0)

@@ -11,8 +11,10 @@ from assets.models import load_model_files
 from assets.quarantine import accounting, recorded_rows_in
 from ops.common.expectations import between, columns_exist, in_set, not_null, unique
 from ops.common.quarantine import quarantine_suite
+from ops.common.versioning import frame_version
 from ops.rubrics.qubric.contrastive import CANDIDATE_SCHEMA, CONTRASTIVE_REASONS, KEPT, STATUSES
 from ops.rubrics.qubric.learnability import LEARNABILITY_SCHEMA, LEARNABLE, REASONS
+from ops.rubrics.qubric.no_update import no_update_problems, no_update_record
 from ops.rubrics.qubric.pairs import PAIRS_SCHEMA, pair_problems
 from ops.rubrics.qubric.pairwise import BASELINE_FIRST, CANDIDATE_FIRST, PAIRWISE_SCHEMA
 from ops.rubrics.qubric.queries import HELDOUT, QUERY_REASONS, QUERY_SCHEMA, TRAIN
@@ -34,6 +36,8 @@ RULE_HOLDS = "kept == (reason is learnable), kept pairs have 0 < p̂ < 1 and spr
 PAIRS_USABLE = "every pair has at least one positive criterion and only finite non-zero weights"
 ADAPTER_SOUND = "the adapter loads with finite weights; one finite metrics row per configured step"
 EVAL_COMPLETE = "every judged query has both orders once; wins are 0/1 where graded"
+NO_UPDATE_CONSISTENT = "a no-update record is the only file, names the current pairs version, and there are no pairs"
+NOTHING_JUDGED = "when GRPO recorded no update, no verdict was recorded"
 
 
 def _quarantine_check(asset: str, reasons: tuple[str, ...]) -> dg.AssetChecksDefinition:
@@ -183,20 +187,39 @@ def query_rubric_pairs_valid(query_rubric_pairs: pl.DataFrame, quality: QualityR
     )
 
 
-@dg.asset_check(asset="rubric_policy_grpo", blocking=True, description=f"{ADAPTER_SOUND}.")
+@dg.asset_check(
+    asset="rubric_policy_grpo",
+    blocking=True,
+    additional_ins={"query_rubric_pairs": dg.AssetIn("query_rubric_pairs")},
+    description=f"{ADAPTER_SOUND}; or {NO_UPDATE_CONSISTENT}.",
+)
 def rubric_policy_grpo_sound(
-    context: dg.AssetCheckExecutionContext, artifact_store: ArtifactStoreResource
+    context: dg.AssetCheckExecutionContext, query_rubric_pairs: pl.DataFrame, artifact_store: ArtifactStoreResource
 ) -> dg.AssetCheckResult:
     files = load_model_files(context.instance, artifact_store.get_store(), "rubric_policy_grpo")
-    problems = stored_adapter_problems(files)
+    if no_update_record(files) is not None:
+        problems = no_update_problems(files, frame_version(query_rubric_pairs), query_rubric_pairs.height)
+        label = NO_UPDATE_CONSISTENT
+    else:
+        problems, label = stored_adapter_problems(files), ADAPTER_SOUND
     return dg.AssetCheckResult(
-        passed=not problems, metadata={ADAPTER_SOUND: not problems, "problems": "; ".join(problems) or "none"}
+        passed=not problems, metadata={label: not problems, "problems": "; ".join(problems) or "none"}
     )
 
 
-@dg.asset_check(asset="rubric_policy_eval", blocking=True, description=f"Pairwise verdicts; {EVAL_COMPLETE}.")
-def rubric_policy_eval_valid(rubric_policy_eval: pl.DataFrame, quality: QualityResource) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset="rubric_policy_eval", blocking=True, description=f"Pairwise verdicts; {EVAL_COMPLETE}; {NOTHING_JUDGED}."
+)
+def rubric_policy_eval_valid(
+    context: dg.AssetCheckExecutionContext,
+    rubric_policy_eval: pl.DataFrame,
+    quality: QualityResource,
+    artifact_store: ArtifactStoreResource,
+) -> dg.AssetCheckResult:
     verdicts = rubric_policy_eval
+    grpo = load_model_files(context.instance, artifact_store.get_store(), "rubric_policy_grpo")
+    if no_update_record(grpo) is not None:
+        return dg.AssetCheckResult(passed=verdicts.is_empty(), metadata={NOTHING_JUDGED: verdicts.is_empty()})
     orders = verdicts.group_by("query_id").agg(pl.col("order").sort().alias("orders"))
     complete = all(row == sorted([CANDIDATE_FIRST, BASELINE_FIRST]) for row in orders["orders"].to_list())
     suite = [

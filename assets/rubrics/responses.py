@@ -10,6 +10,7 @@ from ops.common.llm import UsageTotals
 from ops.rubrics.qubric.teacher import KEY_POINT_METHOD, response_frame, responses_split, sample_requests
 from resources.llm import LLMResource
 from resources.scale import ScaleResource
+from training.moe.train import torch_threads
 from training.rl.policy import load_policy
 from training.rl.sampling import sample
 
@@ -17,11 +18,15 @@ TEACHER_TEMPERATURE = 0.7  # the teacher's samples: varied, but still its best a
 
 
 class ResponsesConfig(dg.Config):
-    """Samples per query (0: the profile's `qubric_samples`), sampling temperature and seed."""
+    """Samples per query (0: the profile's `qubric_samples` for the policy; for the teacher, as many of those as
+    the consistency check grades, `qubric_consistency_samples`), sampling temperature and seed."""
 
     samples: int = 0
     temperature: float = 1.0
     seed: int = 0
+    # torch threads while the policy samples: on a shared 2-core CPU two threads spin against each other
+    # (measured: 24 CPU s for 2 x 16 tokens at load 33, 1.6 CPU s with one thread, same text)
+    torch_threads: int = 1
 
 
 def _scenarios(scenario_queries: pl.DataFrame) -> pl.DataFrame:
@@ -36,7 +41,8 @@ def policy_responses(config: ResponsesConfig, scenario_queries: pl.DataFrame, sc
     samples = config.samples or scale.qubric_samples
     policy = load_policy(policy_config(scale))
     chats = [[{"role": "user", "content": text}] for text in prompts["scenario_query"].to_list()]
-    outputs = sample(policy, chats, samples, scale.qubric_policy_tokens, config.temperature, config.seed)
+    with torch_threads(config.torch_threads):
+        outputs = sample(policy, chats, samples, scale.qubric_policy_tokens, config.temperature, config.seed)
     texts = [text for group in outputs for text, _ in group]
     tokens = [count for group in outputs for _, count in group]
     frame = response_frame(prompts, texts, tokens, samples, "policy", policy_name(scale))
@@ -52,7 +58,8 @@ def policy_responses(config: ResponsesConfig, scenario_queries: pl.DataFrame, sc
             group_name=GROUP,
             code_version="1",
             kinds={"llm", "polars"},
-            description="G sampled answers of the teacher to each key-point scenario query (larger token budget).",
+            description="Sampled answers of the teacher to each key-point scenario query (larger token budget), as "
+            "many as the consistency check grades.",
         ),
         "teacher_responses_quarantine": dg.AssetOut(
             group_name=GROUP,
@@ -64,9 +71,10 @@ def policy_responses(config: ResponsesConfig, scenario_queries: pl.DataFrame, sc
     pool="llm",
 )
 def teacher_responses(config: ResponsesConfig, scenario_queries: pl.DataFrame, llm: LLMResource, scale: ScaleResource):
-    """G answers of the teacher per scenario query (seeded, so a rerun is served from the LLM cache)."""
+    """Teacher answers per scenario query (seeded, so a rerun is served from the LLM cache): as many as the
+    consistency check grades (at most G; the contrastive prompt reads the first), since no step reads more."""
     prompts = _scenarios(scenario_queries)
-    samples = config.samples or scale.qubric_samples
+    samples = config.samples or max(1, min(scale.qubric_samples, scale.qubric_consistency_samples))
     with teacher_client(llm, scale) as (teacher, provenance):
         requests = sample_requests(prompts, samples, scale.qubric_teacher_tokens, TEACHER_TEMPERATURE)
         results = teacher.chat(requests)

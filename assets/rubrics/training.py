@@ -12,8 +12,9 @@ from assets.rubrics.common import GROUP, LOCAL_CAVEAT, judge_settings, policy_na
 from assets.training_metadata import policy_config, training_metadata, work_dir
 from ops.common.plots import grouped_bar_png
 from ops.common.versioning import frame_version
+from ops.rubrics.qubric.no_update import NO_LEARNABLE_PAIR, no_update_files, no_update_record
 from ops.rubrics.qubric.pairs import trl_rows
-from ops.rubrics.qubric.pairwise import pairwise_verdicts, query_scores, win_rate
+from ops.rubrics.qubric.pairwise import PAIRWISE_SCHEMA, pairwise_verdicts, query_scores, win_rate
 from ops.rubrics.qubric.queries import HELDOUT
 from ops.rubrics.qubric.reward import rubric_reward
 from resources.artifact_store import ArtifactStoreResource
@@ -22,7 +23,7 @@ from resources.scale import ScaleResource
 from training.rl.card import adapter_files
 from training.rl.config import GRPOSettings
 from training.rl.group_filter import ZeroVarianceFilter
-from training.rl.policy import generate, load_policy
+from training.rl.paired import trained_and_base
 from training.rl.trainer import fingerprint, train_grpo
 
 REWARD = "ops.rubrics.qubric.reward.rubric_reward (sum w*met / sum w, judged by ops.rubrics.grading)"
@@ -35,21 +36,27 @@ class RubricGRPOConfig(dg.Config):
     seed: int = 0
 
 
-@dg.asset(group_name=GROUP, code_version="1", kinds={"pytorch", "safetensors"}, pool="gpu", output_required=False)
+@dg.asset(group_name=GROUP, code_version="1", kinds={"pytorch", "safetensors"}, pool="gpu")
 def rubric_policy_grpo(
     context: dg.AssetExecutionContext,
     config: RubricGRPOConfig,
     query_rubric_pairs: pl.DataFrame,
+    rubric_learnability: pl.DataFrame,
     llm: LLMResource,
     artifact_store: ArtifactStoreResource,
     scale: ScaleResource,
 ) -> Iterator[dg.MaterializeResult]:
     """A LoRA adapter trained by GRPO (shared trainer, zero-variance groups dropped) on the pairs' scenario
-    queries, reward = Σ wᵢ·metᵢ / Σ wᵢ of the pair's criteria as judged by the rubric engine (profile's LLM)."""
+    queries, reward = Σ wᵢ·metᵢ / Σ wᵢ of the pair's criteria as judged by the rubric engine (profile's LLM).
+    With no learnable pair it stores a "no learnable pair: no update" record instead (the policy stays its
+    base), with the learnability filter's drop reasons."""
     if query_rubric_pairs.is_empty():
-        # nothing to learn from is an outcome (a weak local teacher often gets there), not a crash: no new
-        # checkpoint, and the evaluation downstream is skipped
-        context.log.warning("query_rubric_pairs holds no learnable pair (see rubric_learnability): GRPO skipped")
+        # nothing to learn from is an outcome (locally the 135M judge passes every criterion), not a crash
+        context.log.warning("query_rubric_pairs holds no learnable pair (see rubric_learnability): no update")
+        reasons = dict(rubric_learnability.group_by("reason").len().iter_rows())
+        files = no_update_files(frame_version(query_rubric_pairs), reasons)
+        metadata = {"trained": False, "steps": 0, "pairs": 0, "status": NO_LEARNABLE_PAIR + ": no update"}
+        yield model_result(context, artifact_store.get_store(), files, {**metadata, "note": LOCAL_CAVEAT})
         return
     pairs = trl_rows(query_rubric_pairs)
     prompts_per_step = min(scale.rl_prompts_per_step, len(pairs))
@@ -84,18 +91,36 @@ def rubric_policy_grpo(
     files = adapter_files(result, {**fields, "judge": llm.model_id, "pairs": len(pairs)})
     metadata = {**training_metadata(result, f"Rubric-reward {config.mode.upper()}"), "pairs": len(pairs)}
     yield model_result(
-        context, artifact_store.get_store(), files, {**metadata, "judge": llm.model_id, "note": LOCAL_CAVEAT}
+        context,
+        artifact_store.get_store(),
+        files,
+        {**metadata, "trained": True, "judge": llm.model_id, "note": LOCAL_CAVEAT},
     )
 
 
 OUTCOMES = {"trained won both orders": 1.0, "split (position bias or tie)": 0.5, "base won both orders": 0.0}
 
 
-def _answers(scale: ScaleResource, adapter: dict[str, bytes] | None, queries: pl.DataFrame, max_tokens: int) -> dict:
-    """Greedy answers of the base policy (with `adapter` when given) per query id."""
+def _answers(scale: ScaleResource, adapter: dict[str, bytes], queries: pl.DataFrame, max_tokens: int) -> dict:
+    """Greedy answers per query id of the trained policy and of its base (one model load)."""
     chats = [[{"role": "user", "content": text}] for text in queries["query"].to_list()]
-    texts = generate(load_policy(policy_config(scale), adapter), chats, max_tokens)
-    return dict(zip(queries["query_id"].to_list(), texts, strict=True))
+    texts = trained_and_base(policy_config(scale), adapter, chats, max_tokens)
+    ids = queries["query_id"].to_list()
+    return {
+        name: dict(zip(ids, answers, strict=True)) for name, answers in zip(("trained", "base"), texts, strict=True)
+    }
+
+
+EVAL_SCHEMA = {**PAIRWISE_SCHEMA, "trained_answer": pl.String(), "base_answer": pl.String()}
+
+
+def _no_comparison(heldout: int, record: dict) -> dg.Output:
+    """GRPO recorded no update (no learnable pair): the trained policy is the base, so nothing is judged."""
+    status = f"{record['reason']}: no update, trained policy = base, nothing judged"
+    return frame_output(
+        pl.DataFrame(schema=EVAL_SCHEMA),
+        {"trained": False, "status": status, "queries": heldout, "judged_queries": 0, "judge_calls": 0.0},
+    )
 
 
 class RubricEvalConfig(dg.Config):
@@ -126,10 +151,11 @@ def rubric_policy_eval(
     if heldout.is_empty():
         raise dg.Failure("open_queries has no held-out query: raise `heldout_share` or add queries")
     adapter = load_model_files(context.instance, artifact_store.get_store(), "rubric_policy_grpo")
+    skipped = no_update_record(adapter)
+    if skipped is not None:
+        return _no_comparison(heldout.height, skipped)
     max_tokens = config.max_tokens or scale.qubric_policy_tokens
-    answers = {
-        name: _answers(scale, files, heldout, max_tokens) for name, files in (("trained", adapter), ("base", None))
-    }
+    answers = _answers(scale, adapter, heldout, max_tokens)
     queries = dict(zip(heldout["query_id"].to_list(), heldout["query"].to_list(), strict=True))
     verdicts = pairwise_verdicts(llm, queries, answers["trained"], answers["base"], judge_settings(scale))
     verdicts = verdicts.with_columns(
@@ -157,6 +183,7 @@ def rubric_policy_eval(
             "judged_queries": summary["queries"],
             "judge": llm.model_id,
             "policy": policy_name(scale),
+            "trained": True,
             "outcomes_chart": png_metadata(chart, "per-query outcomes, trained vs base"),
             "note": LOCAL_CAVEAT,
         },

@@ -8,4 +8,5 @@
 - `learnability`: p̂ over G policy samples, the keep/drop rule with a reason for every drop.
 - `reward`: the rubric reward Σ wᵢ·metᵢ / Σ wᵢ as a TRL reward callable; `pairs`: the artifact and its export.
 - `pairwise`: Arena-Hard-style pairwise judging (both orders) and the bootstrap win rate.
+- `no_update`: the "no learnable pair: no update" record GRPO stores instead of an adapter, and its check.
 """
