@@ -158,39 +158,52 @@ def _scale(profile: str) -> ScaleResource:
     # seconds each on 2 cores) and CPU training fit into the `make run` budget (README, "Measured").
     local = profile == "local"
     return ScaleResource(
-        annotation_docs_per_shard=int(_env("ASSAY_ANNOTATION_DOCS_PER_SHARD", "6" if local else "0")),
-        student_epochs=int(_env("ASSAY_STUDENT_EPOCHS", "3")),
-        generative_max_examples=int(_env("ASSAY_GENERATIVE_MAX_EXAMPLES", "12" if local else "0")),
+        # webdocs: 3 documents per shard of the first 150 records (134 clean documents of 1,349), 400 characters
+        # per teacher request, one student epoch and 4 generative examples (one optimizer step) locally; whole
+        # shards, 3,000 characters and 3 epochs elsewhere (docs/curation.md, "Local sample size and time").
+        annotation_docs_per_shard=int(_env("ASSAY_ANNOTATION_DOCS_PER_SHARD", "3" if local else "0")),
+        student_epochs=int(_env("ASSAY_STUDENT_EPOCHS", "1" if local else "3")),
+        generative_max_examples=int(_env("ASSAY_GENERATIVE_MAX_EXAMPLES", "4" if local else "0")),
+        web_docs_records_per_shard=int(_env("ASSAY_WEB_DOCS_RECORDS_PER_SHARD", "150" if local else "0")),
+        annotation_max_doc_chars=int(_env("ASSAY_ANNOTATION_MAX_DOC_CHARS", "400" if local else "3000")),
         training_device=_env("ASSAY_TRAINING_DEVICE", "cuda" if profile == "gpu" else "cpu"),
         shopping_customers_per_cohort=int(_env("ASSAY_SHOPPING_CUSTOMERS_PER_COHORT", "10" if local else "1000")),
         shopping_span_months=int(_env("ASSAY_SHOPPING_SPAN_MONTHS", "36")),
         shoptrajqa_questions_per_customer=int(_env("ASSAY_SHOPTRAJQA_QUESTIONS_PER_CUSTOMER", "10")),
         # The paper's 32k and 64k on a GPU; locally what SmolLM2's 8k window and ~2 cores allow.
         shoptrajqa_budgets=_int_list(_env("ASSAY_SHOPTRAJQA_BUDGETS", "512,2048" if local else "32768,65536")),
-        shoptrajqa_eval_questions_per_cohort=int(_env("ASSAY_SHOPTRAJQA_EVAL_QUESTIONS", "4" if local else "0")),
-        customer_agent_max_steps=int(_env("ASSAY_CUSTOMER_AGENT_MAX_STEPS", "4" if local else "6")),
+        # issue 19: 2 questions per cohort and 3 agent steps, 2 missions (one multi-turn, one single-turn) answered
+        # in 96 tokens locally; the benchmarks and the gpu profile run the full sizes.
+        shoptrajqa_eval_questions_per_cohort=int(_env("ASSAY_SHOPTRAJQA_EVAL_QUESTIONS", "2" if local else "0")),
+        customer_agent_max_steps=int(_env("ASSAY_CUSTOMER_AGENT_MAX_STEPS", "3" if local else "6")),
         shopbench_models=_env("ASSAY_SHOPBENCH_MODELS", "default").split(","),
-        shopbench_missions=int(_env("ASSAY_SHOPBENCH_MISSIONS", "4" if local else "0")),
+        shopbench_missions=int(_env("ASSAY_SHOPBENCH_MISSIONS", "2" if local else "0")),
         shopbench_drafts=int(_env("ASSAY_SHOPBENCH_DRAFTS", "0" if local else "20")),
-        shopbench_response_max_tokens=int(_env("ASSAY_SHOPBENCH_RESPONSE_TOKENS", "160" if local else "1024")),
+        shopbench_response_max_tokens=int(_env("ASSAY_SHOPBENCH_RESPONSE_TOKENS", "96" if local else "1024")),
         judge_explanation_max_chars=int(_env("ASSAY_JUDGE_EXPLANATION_CHARS", "150" if local else "0")),
         tool_synthesis_seeds=int(_env("ASSAY_TOOL_SYNTHESIS_SEEDS", "0" if local else "200")),
         tool_synthesis_rounds=int(_env("ASSAY_TOOL_SYNTHESIS_ROUNDS", "2" if local else "3")),
-        tool_rewrite_bases=int(_env("ASSAY_TOOL_REWRITE_BASES", "2" if local else "0")),
+        tool_rewrite_bases=int(_env("ASSAY_TOOL_REWRITE_BASES", "1" if local else "0")),
         tool_eval_per_group=int(_env("ASSAY_TOOL_EVAL_PER_GROUP", "1" if local else "0")),
-        # moe: a few hundred CPU steps of a tiny model locally (~1 minute); the benchmark runs larger budgets.
-        moe_base_tokens=int(_env("ASSAY_MOE_BASE_TOKENS", "102400" if local else "50000000")),
-        moe_cpt_tokens=int(_env("ASSAY_MOE_CPT_TOKENS", "30720" if local else "10000000")),
+        # tooluse (issue 19): the first 12 BFCL questions per category locally (specs, trajectories, augmentations
+        # and training data follow; all 1,240 elsewhere) and replies of 96 tokens (a call list fits) in the eval.
+        tool_bfcl_questions_per_category=int(_env("ASSAY_TOOL_BFCL_QUESTIONS_PER_CATEGORY", "12" if local else "0")),
+        tool_eval_max_tokens=int(_env("ASSAY_TOOL_EVAL_MAX_TOKENS", "96" if local else "256")),
+        # moe: 50 base and 10 CPT steps of 8 x 128 tokens of a tiny model locally (proves the chain); the benchmark
+        # and the gpu profile run larger budgets (docs/moe.md, "Local sample size and time").
+        moe_base_tokens=int(_env("ASSAY_MOE_BASE_TOKENS", "51200" if local else "50000000")),
+        moe_cpt_tokens=int(_env("ASSAY_MOE_CPT_TOKENS", "10240" if local else "10000000")),
         moe_expansion_factor=int(_env("ASSAY_MOE_EXPANSION_FACTOR", "2")),
         annotation_health_blocking=_env("ASSAY_ANNOTATION_HEALTH_BLOCKING", "0" if local else "1") == "1",
-        annotation_health_min_documents=int(_env("ASSAY_ANNOTATION_HEALTH_MIN_DOCUMENTS", "5")),
+        annotation_health_min_documents=int(_env("ASSAY_ANNOTATION_HEALTH_MIN_DOCUMENTS", "3" if local else "5")),
         annotation_health_min_entropy_bits=float(_env("ASSAY_ANNOTATION_HEALTH_MIN_ENTROPY_BITS", "0.5")),
         annotation_health_max_constant_dimension_share=float(_env("ASSAY_ANNOTATION_HEALTH_MAX_CONSTANT", "0.5")),
         annotation_health_max_identical_answer_share=float(_env("ASSAY_ANNOTATION_HEALTH_MAX_IDENTICAL", "0.5")),
         annotation_health_max_abstain_share=float(_env("ASSAY_ANNOTATION_HEALTH_MAX_ABSTAIN", "0.5")),
-        # translation: a few arithmetic items, 2 samples and 1 GSPO step locally (~1 minute); MGSM on gpu.
-        translation_arithmetic_items=int(_env("ASSAY_TRANSLATION_ARITHMETIC_ITEMS", "3" if local else "60")),
-        translation_mgsm_items=int(_env("ASSAY_TRANSLATION_MGSM_ITEMS", "2" if local else "250")),
+        # translation (issue 19): one generated item per language (every tier, training and held-out), one MGSM
+        # item (not rolled out), 2 samples and 1 GSPO step locally (proves the chain); MGSM on gpu.
+        translation_arithmetic_items=int(_env("ASSAY_TRANSLATION_ARITHMETIC_ITEMS", "1" if local else "60")),
+        translation_mgsm_items=int(_env("ASSAY_TRANSLATION_MGSM_ITEMS", "1" if local else "250")),
         translation_rollout_families=_env(
             "ASSAY_TRANSLATION_ROLLOUT_FAMILIES", "arithmetic" if local else "arithmetic,mgsm"
         ).split(","),
@@ -220,24 +233,26 @@ def _scale(profile: str) -> ScaleResource:
         proxy_target_bytes=int(_env("ASSAY_PROXY_TARGET_BYTES", "4096" if local else "0")),
         filter_search_max_filters=int(_env("ASSAY_FILTER_SEARCH_MAX_FILTERS", "3" if local else "12")),
         filter_search_top_k=int(_env("ASSAY_FILTER_SEARCH_TOP_K", "2" if local else "4")),
-        # concepts: ~90 concepts x 8 stimuli, a few SAE steps and 2+2 judged prompts locally (proves the chain);
+        # concepts: ~60 concepts x 8 stimuli, a few SAE steps and 1+1 judged prompts locally (proves the chain);
         # the paper's 15k concepts on a GPU with a larger instruct model.
-        concepts_n=int(_env("ASSAY_CONCEPTS_N", "50" if local else "15000")),
+        concepts_n=int(_env("ASSAY_CONCEPTS_N", "20" if local else "15000")),
         concepts_model=_env("ASSAY_CONCEPTS_MODEL", "" if local else "Qwen/Qwen2.5-1.5B-Instruct"),
         concepts_layer=int(_env("ASSAY_CONCEPTS_LAYER", "6" if local else "14")),
         concepts_sae_docs=int(_env("ASSAY_CONCEPTS_SAE_DOCS", "24" if local else "0")),
         concepts_sae_steps=int(_env("ASSAY_CONCEPTS_SAE_STEPS", "20" if local else "2000")),
-        concepts_eval_prompts=int(_env("ASSAY_CONCEPTS_EVAL_PROMPTS", "2" if local else "100")),
+        concepts_eval_prompts=int(_env("ASSAY_CONCEPTS_EVAL_PROMPTS", "1" if local else "100")),
         concepts_model_cache=_env("ASSAY_CONCEPTS_MODEL_CACHE", str(assay_home() / "cache" / "models")),
-        # tooluse multi-turn: 2 tasks, 2 replies per turn, short replies locally (proves the chain, ~1 minute);
+        # tooluse multi-turn: the cheapest 2-turn task, 2 replies per turn, short replies locally (proves the chain);
         # all of multi_turn_base with BFCL-like step budgets elsewhere.
-        tool_multi_turn_tasks=int(_env("ASSAY_TOOL_MULTI_TURN_TASKS", "2" if local else "0")),
+        tool_multi_turn_tasks=int(_env("ASSAY_TOOL_MULTI_TURN_TASKS", "1" if local else "0")),
         tool_multi_turn_max_steps=int(_env("ASSAY_TOOL_MULTI_TURN_MAX_STEPS", "2" if local else "4")),
-        tool_multi_turn_max_tokens=int(_env("ASSAY_TOOL_MULTI_TURN_MAX_TOKENS", "96" if local else "256")),
-        # agents / RESD: one round of 2 training + 2 held-out tasks, short rollouts, one distillation step and
-        # one GRPO step locally (proves the chain); the paper's sizes with a larger policy elsewhere.
-        resd_train_tasks=int(_env("ASSAY_RESD_TRAIN_TASKS", "2" if local else "32")),
-        resd_eval_tasks=int(_env("ASSAY_RESD_EVAL_TASKS", "2" if local else "32")),
+        tool_multi_turn_max_tokens=int(_env("ASSAY_TOOL_MULTI_TURN_MAX_TOKENS", "64" if local else "256")),
+        # agents / RESD: one round of 1 training + 1 held-out task per family (tool use, ShopTrajQA), short
+        # rollouts, one distillation step and one GRPO step locally (proves the chain); the paper's sizes with a
+        # larger policy elsewhere.
+        resd_task_families=_env("ASSAY_RESD_TASK_FAMILIES", "tooluse,shoptrajqa").split(","),
+        resd_train_tasks=int(_env("ASSAY_RESD_TRAIN_TASKS", "1" if local else "16")),
+        resd_eval_tasks=int(_env("ASSAY_RESD_EVAL_TASKS", "1" if local else "16")),
         resd_completion_tokens=int(_env("ASSAY_RESD_COMPLETION_TOKENS", "24" if local else "128")),
         resd_reflection_tokens=int(_env("ASSAY_RESD_REFLECTION_TOKENS", "96" if local else "256")),
         resd_distill_steps=int(_env("ASSAY_RESD_DISTILL_STEPS", "1" if local else "16")),
@@ -245,26 +260,27 @@ def _scale(profile: str) -> ScaleResource:
         resd_grpo_generations=int(_env("ASSAY_RESD_GRPO_GENERATIONS", "2" if local else "8")),  # local: RESD's spend
         resd_merge_threshold=float(_env("ASSAY_RESD_MERGE_THRESHOLD", "0.9")),
         resd_prune_at=int(_env("ASSAY_RESD_PRUNE_AT", "2")),
-        # agents / CoMem: 2 two-turn tasks x 5 conditions, one short reply per turn, 2 scored summaries and one
-        # GRPO step locally (proves the chain, ~1-2 minutes on the shared CPU); longer episodes elsewhere.
-        comem_tasks=int(_env("ASSAY_COMEM_TASKS", "2" if local else "8")),
+        # agents / CoMem: 1 two-turn task x 3 conditions (full, synchronous, 1 step off), one short reply per
+        # turn, 1 scored summary and one GRPO step locally (proves the chain); longer episodes elsewhere.
+        comem_conditions=_env("ASSAY_COMEM_CONDITIONS", "full,k0,k1" if local else "full,k0,k1,k2,k4").split(","),
+        comem_tasks=int(_env("ASSAY_COMEM_TASKS", "1" if local else "8")),
         comem_max_steps=int(_env("ASSAY_COMEM_MAX_STEPS", "1" if local else "4")),
         comem_agent_max_tokens=int(_env("ASSAY_COMEM_AGENT_MAX_TOKENS", "32" if local else "256")),
         comem_memory_max_tokens=int(_env("ASSAY_COMEM_MEMORY_MAX_TOKENS", "32" if local else "256")),
         comem_memory_timeout_s=float(_env("ASSAY_COMEM_MEMORY_TIMEOUT_S", "60")),
-        comem_training_rows=int(_env("ASSAY_COMEM_TRAINING_ROWS", "2" if local else "0")),
+        comem_training_rows=int(_env("ASSAY_COMEM_TRAINING_ROWS", "1" if local else "0")),
         comem_grpo_steps=int(_env("ASSAY_COMEM_GRPO_STEPS", "1" if local else "20")),
         comem_generations=int(_env("ASSAY_COMEM_GENERATIONS", "2" if local else "4")),
-        # rubrics (QUBRIC): 3 queries (2 train, 1 held out), G=2, short answers, 2 criteria and 2 GRPO steps locally
-        # (proves the chain; ~2.7k generated tokens in all); G=4 with full-length answers elsewhere.
+        # rubrics (QUBRIC): 3 queries (2 train, 1 held out), G=2, 16-token answers, 2 key points, 1 criterion,
+        # 1 GRPO step (proves the chain; docs/qubric.md); G=4 with full-length answers elsewhere.
         qubric_queries=int(_env("ASSAY_QUBRIC_QUERIES", "3" if local else "0")),
         qubric_samples=int(_env("ASSAY_QUBRIC_SAMPLES", "2" if local else "4")),
-        qubric_policy_tokens=int(_env("ASSAY_QUBRIC_POLICY_TOKENS", "32" if local else "512")),
+        qubric_policy_tokens=int(_env("ASSAY_QUBRIC_POLICY_TOKENS", "16" if local else "512")),
         qubric_teacher_tokens=int(_env("ASSAY_QUBRIC_TEACHER_TOKENS", "96" if local else "1024")),
-        qubric_key_points=int(_env("ASSAY_QUBRIC_KEY_POINTS", "3" if local else "8")),
-        qubric_max_criteria=int(_env("ASSAY_QUBRIC_MAX_CRITERIA", "2" if local else "8")),
+        qubric_key_points=int(_env("ASSAY_QUBRIC_KEY_POINTS", "2" if local else "8")),
+        qubric_max_criteria=int(_env("ASSAY_QUBRIC_MAX_CRITERIA", "1" if local else "8")),
         qubric_consistency_samples=int(_env("ASSAY_QUBRIC_CONSISTENCY_SAMPLES", "1" if local else "4")),
-        qubric_grpo_steps=int(_env("ASSAY_QUBRIC_GRPO_STEPS", "2" if local else "100")),
+        qubric_grpo_steps=int(_env("ASSAY_QUBRIC_GRPO_STEPS", "1" if local else "100")),
         qubric_eval_queries=int(_env("ASSAY_QUBRIC_EVAL_QUERIES", "1" if local else "0")),
         qubric_teacher_model=_env("ASSAY_QUBRIC_TEACHER_MODEL", "auto" if local else "default"),
     )

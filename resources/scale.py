@@ -138,3 +138,16 @@ class ScaleResource(dg.ConfigurableResource):
     qubric_grpo_steps: int = 100
     qubric_eval_queries: int = 0
     qubric_teacher_model: str = "auto"
+    # agents / RESD (issue 16): task families of a round (`tooluse` = BFCL-style AST reward, `shoptrajqa` =
+    # long-context ShopTrajQA, exact match); `resd_train_tasks` / `resd_eval_tasks` are per family.
+    resd_task_families: list[str] = ["tooluse", "shoptrajqa"]
+    # agents / CoMem (issue 15): memory conditions played by `agent_episodes` (`full`, `k0` = synchronous, `k<K>`).
+    comem_conditions: list[str] = ["full", "k0", "k1", "k2", "k4"]
+    # tooluse local sample (issue 19): BFCL single-turn questions read per category (0 = all; specs,
+    # trajectories and everything downstream follow) and the single-turn policy eval's reply tokens.
+    tool_bfcl_questions_per_category: int = 0
+    tool_eval_max_tokens: int = 256
+    # webdocs local sample (issue 19): records read per web-docs shard (its first N, so every asset downstream of
+    # web_docs shrinks with it; 0 = all) and document characters the annotation teacher is shown.
+    web_docs_records_per_shard: int = 0
+    annotation_max_doc_chars: int = 3000

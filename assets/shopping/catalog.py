@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from assets.outputs import PREVIEW_ROWS, frame_output, markdown_table
-from assets.vector_index import text_index
+from assets.vector_index import nearest, text_index
 from ops.shopping.catalog import CatalogSource, ColumnMapping, bundled_sources, consumable_rule, load_catalogs
 from ops.shopping.search import rankings_frame
 from ops.shopping.simulator import search_queries
@@ -145,13 +145,10 @@ def product_search_results(
     name = table.name
     queries = search_queries(shop)
     context.log.info(f"ranking {len(queries)} simulator queries in {name}")
-    query_vectors = embedder.embed_queries(queries)
-    ranked_ids, distances = [], []
-    for vector in query_vectors:
-        hits = table.search(vector).limit(SEARCH_RESULTS_PER_QUERY).select(["product_id"]).to_arrow()
-        ranked_ids.append(hits["product_id"].to_pylist())
-        distances.append(hits["_distance"].to_pylist())
-    results = rankings_frame(queries, ranked_ids, distances)
+    hits = nearest(table, embedder.embed_queries(queries), SEARCH_RESULTS_PER_QUERY, ["product_id"])
+    results = rankings_frame(
+        queries, [hit["product_id"].to_list() for hit in hits], [hit["_distance"].to_list() for hit in hits]
+    )
     return frame_output(
         results,
         {

@@ -49,7 +49,7 @@ def tool_policy_eval(
         base_tool_trajectories, augmented_tool_trajectories, config.per_group or scale.tool_eval_per_group, config.seed
     )
     context.log.info(f"policy {llm.model_id} on {sample.height} examples")
-    results = llm.chat(policy_requests(sample))
+    results = llm.chat(policy_requests(sample, max_tokens=scale.tool_eval_max_tokens))
     grades = grade(
         llm,
         judge_items(sample, results, model=llm.model_id),

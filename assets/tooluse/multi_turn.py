@@ -18,6 +18,7 @@ from ops.tooluse.multi_turn_tables import (
     EPISODE_SCHEMA,
     TASK_REJECTIONS,
     TASK_SCHEMA,
+    cheapest_tasks,
     episode_frame,
     split_tasks,
     task_from_row,
@@ -102,7 +103,8 @@ def bfcl_multi_turn_tasks_quarantine_valid(
 
 
 class MultiTurnEvalConfig(dg.Config):
-    """Tasks played (0: the profile's size) and replies per user turn / tokens per reply (0: the profile's)."""
+    """Tasks played, cheapest first (0: the profile's size), and replies per user turn / tokens per reply (0: the
+    profile's)."""
 
     tasks: int = 0
     max_steps: int = 0
@@ -120,8 +122,7 @@ def tool_multi_turn_eval(
     """The profile's LLM plays BFCL multi-turn tasks turn by turn against the executable API classes; each
     episode is scored by execution as BFCL does (state and results per turn). Accuracy, turns passed and
     executions/s. With the local 135M model the figures are a pipeline check, not evidence of ability."""
-    limit = config.tasks or scale.tool_multi_turn_tasks
-    rows = bfcl_multi_turn_tasks.sort("task_id").head(limit) if limit else bfcl_multi_turn_tasks
+    rows = cheapest_tasks(bfcl_multi_turn_tasks, config.tasks or scale.tool_multi_turn_tasks)
     tasks = [task_from_row(row) for row in rows.iter_rows(named=True)]
     context.log.info(f"policy {llm.model_id} plays {len(tasks)} multi-turn tasks")
     started = time.perf_counter()

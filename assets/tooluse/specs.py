@@ -14,6 +14,7 @@ from ops.tooluse.specs import combine_specs, load_bfcl_specs, load_user_tool_fil
 from resources.embedder import EmbedderResource
 from resources.inputs import InputFoldersResource
 from resources.lancedb import LanceDBResource
+from resources.scale import ScaleResource
 
 GROUP = "tooluse"
 TOOL_INDEX_PREFIX = "tool_specs"
@@ -44,9 +45,11 @@ class ToolSpecsConfig(dg.Config):
         ),
     },
 )
-def tool_specs(config: ToolSpecsConfig, inputs: InputFoldersResource):
-    """Read, convert, validate and deduplicate every tool spec; rows in = kept + quarantined."""
-    results = [load_bfcl_specs(Path(inputs.bfcl), config.bfcl_categories)]
+def tool_specs(config: ToolSpecsConfig, inputs: InputFoldersResource, scale: ScaleResource):
+    """Read, convert, validate and deduplicate every tool spec (of the BFCL questions the profile reads,
+    `tool_bfcl_questions_per_category`); rows in = kept + quarantined."""
+    per_category = scale.tool_bfcl_questions_per_category
+    results = [load_bfcl_specs(Path(inputs.bfcl), config.bfcl_categories, per_category)]
     if inputs.tool_files:
         results.append(load_user_tool_files(sorted(Path(inputs.tool_files).glob("*.json"))))
     combined = combine_specs(results)

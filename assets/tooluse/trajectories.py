@@ -9,7 +9,7 @@ import polars as pl
 
 from assets.outputs import frame_output, markdown_table
 from assets.tooluse.specs import GROUP, TOOL_INDEX_PREFIX
-from assets.vector_index import index_table_name
+from assets.vector_index import index_table_name, nearest
 from ops.tooluse.augment import AUGMENTATIONS, QUERY_KINDS, augment_all
 from ops.tooluse.backends import SimulatedBackend
 from ops.tooluse.bfcl import load_single_turn
@@ -59,11 +59,13 @@ def base_tool_trajectories(
     inputs: InputFoldersResource,
     scale: ScaleResource,
 ):
-    """Import BFCL, then synthesize from tool specs for several rounds; seeds that fail a level are
-    retried in the next round with the failure reason in their prompt (self-evolving synthesis)."""
+    """Import BFCL (`tool_bfcl_questions_per_category` questions per category), then synthesize from tool
+    specs for several rounds; seeds that fail a level are retried in the next round with the failure
+    reason in their prompt (self-evolving synthesis)."""
     specs = [json.loads(spec) for spec in tool_specs["spec_json"]]
     backend = SimulatedBackend(specs)
-    imported, import_rejects = bfcl_trajectories(load_single_turn(Path(inputs.bfcl)), backend)
+    examples = load_single_turn(Path(inputs.bfcl), per_category=scale.tool_bfcl_questions_per_category)
+    imported, import_rejects = bfcl_trajectories(examples, backend)
     seeds = make_seeds(specs, config.seeds or scale.tool_synthesis_seeds, seed=config.seed)
     rounds = config.rounds or scale.tool_synthesis_rounds
     context.log.info(f"synthesizing from {len(seeds)} seeds over {rounds} rounds with {llm.model_id}")
@@ -157,19 +159,17 @@ def augmented_tool_trajectories(
 
 
 def _similar_tools(table, k: int = 8):
-    """`similar_tools(spec)` for the augmenter: the nearest specs in the tool index (memoized by name)."""
-    vectors = {}
+    """`similar_tools(spec)` for the augmenter: the nearest specs in the tool index (itself among them), found
+    for every indexed spec by one batched search on the first call."""
     found: dict[str, list[dict]] = {}
 
     def similar(spec: dict) -> list[dict]:
-        key = canonical_json(spec)
-        if key not in found:
-            if not vectors:
-                rows = table.search().select(["spec_json", "vector"]).limit(None).to_arrow()
-                vectors.update(zip(rows["spec_json"].to_pylist(), rows["vector"].to_pylist(), strict=True))
-            vector = vectors.get(key)
-            hits = [] if vector is None else table.search(vector).limit(k + 1).select(["spec_json"]).to_arrow()
-            found[key] = [json.loads(text) for text in (hits["spec_json"].to_pylist() if len(hits) else [])]
-        return found[key]
+        if not found:
+            rows = table.search().select(["spec_json", "vector"]).limit(None).to_arrow()
+            keys, vectors = rows["spec_json"].to_pylist(), rows["vector"].to_pylist()
+            hits = nearest(table, vectors, k + 1, ["spec_json"])
+            for key, hit in zip(keys, hits, strict=True):
+                found[key] = [json.loads(text) for text in hit["spec_json"]]
+        return found.get(canonical_json(spec), [])
 
     return similar

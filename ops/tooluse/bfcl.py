@@ -99,9 +99,11 @@ def parse_ground_truth(ground_truth: list[dict[str, dict[str, list[Any]]]]) -> t
     return tuple(calls)
 
 
-def load_category(root: Path, category: str) -> list[BfclExample]:
-    """Load one single-turn category from a BFCL folder (questions + `possible_answer/`)."""
+def load_category(root: Path, category: str, per_category: int = 0) -> list[BfclExample]:
+    """Load one single-turn category from a BFCL folder (questions + `possible_answer/`): its first
+    `per_category` questions in file order (0: all)."""
     questions = read_jsonl(root / f"BFCL_v3_{category}.json")
+    questions = questions[:per_category] if per_category > 0 else questions
     answers: dict[str, tuple[ExpectedCall, ...]] = {}
     if category not in NO_CALL_CATEGORIES:
         for row in read_jsonl(root / "possible_answer" / f"BFCL_v3_{category}.json"):
@@ -123,6 +125,9 @@ def load_category(root: Path, category: str) -> list[BfclExample]:
     return examples
 
 
-def load_single_turn(root: Path, categories: tuple[str, ...] = SINGLE_TURN_CATEGORIES) -> list[BfclExample]:
-    """Load several single-turn categories (default: all five bundled ones) in order."""
-    return [ex for category in categories for ex in load_category(root, category)]
+def load_single_turn(
+    root: Path, categories: tuple[str, ...] = SINGLE_TURN_CATEGORIES, per_category: int = 0
+) -> list[BfclExample]:
+    """Load several single-turn categories (default: all five bundled ones) in order, the first
+    `per_category` questions of each (0: all)."""
+    return [ex for category in categories for ex in load_category(root, category, per_category)]

@@ -90,6 +90,16 @@ def split_tasks(tasks: Sequence[MultiTurnTask]) -> Split:
     return split(kept, TASK_SCHEMA, rejected, rows_in=len(tasks), reasons=TASK_REJECTIONS)
 
 
+def cheapest_tasks(tasks: pl.DataFrame, limit: int) -> pl.DataFrame:
+    """Up to `limit` tasks (0: all, as given), the cheapest to play first: multi-turn ones (2+ user turns)
+    before single-turn ones, then fewest turns, then the shortest function docs (the system prompt every
+    step re-reads), then the id."""
+    if limit <= 0:
+        return tasks
+    order = [pl.col("n_turns") < 2, pl.col("n_turns"), pl.col("functions_json").str.len_bytes(), pl.col("task_id")]
+    return tasks.sort(order).head(limit)
+
+
 def episode_frame(played: Sequence[tuple[Episode, MultiTurnScore]]) -> pl.DataFrame:
     """One row per played task: the score, where it failed, the calls it made and what they cost."""
     rows = [

@@ -323,15 +323,20 @@ def spec_text(spec: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def load_bfcl_specs(root: Path, categories: Sequence[str] = SINGLE_TURN_CATEGORIES) -> SpecsResult:
-    """Every function doc of the given BFCL categories, validated and deduplicated.
+def load_bfcl_specs(
+    root: Path, categories: Sequence[str] = SINGLE_TURN_CATEGORIES, per_category: int = 0
+) -> SpecsResult:
+    """Every function doc of the given BFCL categories (of their first `per_category` questions, 0: all,
+    as `ops.tooluse.bfcl.load_single_turn` reads them), validated and deduplicated.
 
     A spec's source is `bfcl:<category>` of the first category (in the order given) that offers it;
     a quarantined record's `record_number` is the 1-based line of the question that offered it.
     """
     collector = _Collector()
     for category in categories:
-        for line_number, question in enumerate(read_jsonl(root / f"BFCL_v3_{category}.json"), start=1):
+        questions = read_jsonl(root / f"BFCL_v3_{category}.json")
+        questions = questions[:per_category] if per_category > 0 else questions
+        for line_number, question in enumerate(questions, start=1):
             for raw in question.get("function") or []:
                 collector.add(f"bfcl:{category}", line_number, raw)
     return collector.result()
