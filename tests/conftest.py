@@ -11,6 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from resources.llm_backends import available_threads
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = REPO_ROOT / "samples"
 
@@ -20,6 +22,26 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # One dequantized copy of the packaged GGUF for the whole suite (and across runs on one machine): every test
 # that loads SmolLM2 into torch reads it in seconds instead of dequantizing for minutes.
 os.environ.setdefault("ASSAY_MODEL_CACHE", str(Path(tempfile.gettempdir()) / "assay-test-model-cache"))
+
+
+def _xdist_workers() -> int:
+    """How many pytest-xdist workers share this machine (1 without xdist)."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+
+# Under `make test` (pytest-xdist) each worker gets its share of the cores for torch's and BLAS's OpenMP
+# threads: two workers running two threads each on two cores stall each other at every barrier.
+if _xdist_workers() > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, available_threads() // _xdist_workers())))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under xdist, files with slow tests first (stable order otherwise): `--dist loadfile` hands out files
+    in this order, so the minute-long chains start early and the short files fill the gaps instead of one
+    long file running alone at the end."""
+    if _xdist_workers() > 1:
+        slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+        items.sort(key=lambda item: item.path not in slow_files)
 
 
 @pytest.fixture
