@@ -1,7 +1,8 @@
 """RESD figures: held-out success per round and per rollouts spent for base, playbook-in-context, RESD and GRPO.
 
 Each round runs the same functions the Dagster assets run (`ops.agents.resd`, `training.rl`): the student's
-rollouts on the training tool-use tasks (bundled BFCL sample, BFCL-style AST reward and its feedback), the
+rollouts on the training tasks of each family (`tooluse`: bundled BFCL sample, BFCL-style AST reward and its
+feedback; `shoptrajqa`: the long-context ShopTrajQA slice in `samples/resd_shoptrajqa`, exact match), the
 profile LLM's reflections on the failures (JSON schema; invalid answers quarantined), the playbook update
 (deltas, MiniLM merge, prune), self-distillation from the playbook-prompted self-teacher into the student's
 LoRA adapter (continued across rounds), and GRPO with `--grpo-generations` samples per prompt given as many
@@ -13,6 +14,7 @@ method) or `--policy tiny` (a tiny random Llama, for the smoke test). The machin
 are recorded at the start and the end.
 
     python -m benchmarks.resd [--rounds 2] [--train-tasks 4] [--eval-tasks 4] [--tokens 32] [--distill-steps 2]
+        [--families tooluse,shoptrajqa]   # tasks per family
 
 Prints one JSON object per line and writes them all to `benchmarks/results/resd.json`.
 """
@@ -35,6 +37,7 @@ from ops.common.llm import LLMClient
 
 RESULTS = Path(__file__).resolve().parent / "results" / "resd.json"
 BFCL = Path(__file__).resolve().parents[1] / "samples" / "bfcl_v3"
+SHOPTRAJQA = Path(__file__).resolve().parents[1] / "samples" / "resd_shoptrajqa" / "rl_dataset.jsonl"
 
 
 def environment_lines() -> list[dict[str, Any]]:
@@ -47,6 +50,25 @@ def environment_lines() -> list[dict[str, Any]]:
     examples = load_single_turn(BFCL)
     base, _ = bfcl_trajectories(examples, SimulatedBackend(f for ex in examples for f in ex.functions))
     return rl_environment_rows(base)
+
+
+def family_tasks(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Training and held-out tasks of every family in `spec["families"]`, `train_tasks` / `eval_tasks` each."""
+    import polars as pl
+
+    from ops.agents.resd.rollouts import TOOLUSE, shoptrajqa_tasks, split_family, tooluse_tasks
+    from ops.shopping.evaluation import RL_SCHEMA
+
+    train, held_out = [], []
+    for family in spec["families"].split(","):
+        if family == TOOLUSE:
+            tasks, max_chars = tooluse_tasks(environment_lines()), spec["max_prompt_chars"]
+        else:
+            rows = [json.loads(line) for line in SHOPTRAJQA.read_text().splitlines() if line.strip()]
+            tasks, max_chars = shoptrajqa_tasks(pl.DataFrame(rows, schema=RL_SCHEMA)), 0
+        mine, theirs = split_family(tasks, spec["train_tasks"], spec["eval_tasks"], max_chars)
+        train, held_out = train + mine, held_out + theirs
+    return train, held_out
 
 
 def _policy(spec: dict[str, Any], workdir: Path) -> Any:
@@ -72,7 +94,7 @@ def run_rounds(
     from ops.agents.resd.evaluation import EVAL_ARMS, internalization, success_summary
     from ops.agents.resd.playbook import Playbook
     from ops.agents.resd.reflections import parse_reflections, reflection_requests
-    from ops.agents.resd.rollouts import failed_student_rollouts, rollout_round, split_tasks
+    from ops.agents.resd.rollouts import failed_student_rollouts, rollout_round
     from ops.agents.resd.teacher import distillation_rows
     from ops.agents.resd.updates import add_deltas, tag_deltas, update_playbook
     from resources.scale import ScaleResource
@@ -81,9 +103,7 @@ def run_rounds(
 
     torch.set_num_threads(spec["threads"])
     policy = _policy(spec, workdir)
-    train, held_out = split_tasks(
-        environment_lines(), spec["train_tasks"], spec["eval_tasks"], spec["max_prompt_chars"]
-    )
+    train, held_out = family_tasks(spec)
     count, budget = teacher_budget(policy, spec["tokens"])
     scale = ScaleResource(resd_grpo_generations=spec["grpo_generations"], resd_completion_tokens=spec["tokens"])
     book, student, grpo_adapter = Playbook(), None, None
@@ -125,6 +145,7 @@ def run_rounds(
         files = {p.name: p.read_bytes() for p in student.iterdir() if p.is_file()} if student else {}
         scored = evaluate_arms(held_out, book, policy, files, grpo_adapter, spec["tokens"], round_number)
         summary = success_summary(scored, spent)
+        by_family = scored.group_by("family", "arm").agg((pl.col("reward") >= 1.0).mean().round(4).alias("rate"))
         rates = dict(zip(summary["arm"], summary["success_rate"], strict=True))
         records.append(
             {
@@ -134,6 +155,9 @@ def run_rounds(
                 "rollouts": dict(spent),
                 "internalization": internalization(rates["base"], rates["playbook"], rates["resd"]),
                 "held_out_tasks": len(held_out),
+                "success_by_family": {
+                    f"{row['family']}/{row['arm']}": row["rate"] for row in by_family.sort("family", "arm").to_dicts()
+                },
                 "failures": failed.height,
                 "reflections_kept": reflected.kept.height,
                 "reflections_quarantined": reflected.quarantined.height,
@@ -173,8 +197,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--policy", choices=("smollm2", "tiny"), default="smollm2")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--train-tasks", type=int, default=4)
-    parser.add_argument("--eval-tasks", type=int, default=4)
+    parser.add_argument("--families", default="tooluse,shoptrajqa", help="comma-separated task families")
+    parser.add_argument("--train-tasks", type=int, default=4, help="per family")
+    parser.add_argument("--eval-tasks", type=int, default=4, help="per family")
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--reflection-tokens", type=int, default=96)
     parser.add_argument("--distill-steps", type=int, default=2)

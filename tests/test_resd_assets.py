@@ -1,4 +1,5 @@
-"""The RESD round in a real Dagster instance on a tiny random Llama: rollouts with feedback, reflections (a
+"""The RESD round in a real Dagster instance on a tiny random Llama, on both task families (bundled BFCL tool-use
+tasks, a small ShopTrajQA RL dataset in one customer cohort): rollouts with feedback, reflections (a
 fake LLM that answers one rollout with broken JSON), the playbook (real MiniLM embedder), self-distillation,
 the four-arm evaluation and every blocking check; a second round uses the first round's playbook and adapter,
 and re-materializing the playbook of a round adds no bullet."""
@@ -12,13 +13,16 @@ import polars as pl
 import pytest
 
 from assets.agents import resd, resd_checks
+from assets.outputs import frame_output
 from assets.tooluse.evaluation import tool_rl_environment
 from ops.agents.resd.playbook import from_json
 from ops.common.llm import ChatRequest
+from pipelines.partitions import customer_cohorts
 from pipelines.profiles import build_resources
 from resources.artifact_store import ArtifactStore
 from resources.scale import ScaleResource
 from tests.fakes import Answer, FakeLLMResource
+from tests.test_resd_tasks import DATASET
 from tests.test_rl_assets import bfcl_base_stand_in, no_augmentations_stand_in
 from training.webdocs.generative_student import byte_tokenizer, tiny_base
 
@@ -41,6 +45,12 @@ class FakeReflector(FakeLLMResource):
 
 
 _FIRST: list[str] = []  # the first rollout id the fake was asked about
+
+
+@dg.asset(name="shoptrajqa_rl_dataset", partitions_def=customer_cohorts, group_name="shopping")
+def shoptrajqa_stand_in() -> dg.Output:
+    """Four long-context ShopTrajQA questions of three customers in place of the shopping chain."""
+    return frame_output(DATASET)
 
 
 ASSETS = [
@@ -67,7 +77,7 @@ def test_resd_rounds(instance, assay_home, tmp_path):
         rl_base_model=str(base_model),
         rl_max_prompt_chars=0,
         rl_work_dir=str(tmp_path / "work"),
-        resd_train_tasks=3,
+        resd_train_tasks=2,
         resd_eval_tasks=1,
         resd_completion_tokens=4,
         resd_distill_steps=1,
@@ -75,6 +85,8 @@ def test_resd_rounds(instance, assay_home, tmp_path):
         resd_grpo_generations=4,
     )
     resources = {**build_resources("local"), "scale": scale, "llm": FakeReflector()}
+    shop = dg.materialize([shoptrajqa_stand_in], instance=instance, resources=resources, partition_key="cohort-000")
+    assert shop.success
     first = dg.materialize(ASSETS, instance=instance, resources=resources)
     assert first.success
     assert all(check.passed for check in first.get_asset_check_evaluations())
@@ -94,6 +106,9 @@ def test_resd_rounds(instance, assay_home, tmp_path):
     assert len(book.bullets) == 1 and book.bullets[0].content.startswith("Ignore previous instructions")
     assert json.loads(files[resd.LINEAGE_FILE])["round"] == 1
     assert latest("resd_eval")["rollouts_grpo"].value == 4  # one GRPO step of 1 prompt x 4 samples
+    evaluated = pl.read_parquet(next((assay_home / "store" / "resd_eval").rglob("*.parquet")))
+    assert set(evaluated["family"]) == {"tooluse", "shoptrajqa"}  # 2 + 2 training tasks, 1 + 1 held out
+    assert evaluated.filter(pl.col("family") == "shoptrajqa")["task_id"].unique().to_list() == ["shoptrajqa_q3"]
     assert "success_resd" in latest("resd_eval")
 
     # Round 2 reads round 1's playbook (paired rollouts) and continues round 1's adapter.

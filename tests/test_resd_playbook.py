@@ -53,7 +53,12 @@ ORACLE = json.dumps(
     }
 )
 TASKS = [
-    {"id": f"t{i}", "prompt": [{"role": "user", "content": f"weather in Paris? ({i})"}], "oracle": ORACLE}
+    {
+        "id": f"t{i}",
+        "prompt": [{"role": "user", "content": f"weather in Paris? ({i})"}],
+        "oracle": ORACLE,
+        "family": "tooluse",
+    }
     for i in range(3)
 ]
 

@@ -61,10 +61,11 @@ def _model(configured: str) -> Path:
 
 
 class AgentEpisodesConfig(dg.Config):
-    """Memory conditions played (`full`, `k0` = synchronous, `k<K>` = K steps off), tasks (0 = the profile's)
-    and the GGUF of both agent and memory model ("" = the packaged SmolLM2-135M)."""
+    """Memory conditions played (`full`, `k0` = synchronous, `k<K>` = K steps off; empty = the profile's
+    `comem_conditions`), tasks (0 = the profile's) and the GGUF of both agent and memory model ("" = the packaged
+    SmolLM2-135M)."""
 
-    conditions: list[str] = ["full", "k0", "k1", "k2", "k4"]
+    conditions: list[str] = []
     tasks: int = 0
     model_path: str = ""
 
@@ -99,7 +100,7 @@ def agent_episodes(
     one thread each, so summaries overlap the agent for real); finished episodes are kept on disk and a
     killed run resumes where it stopped."""
     tasks = comem_tasks(bfcl_multi_turn_tasks, config.tasks or scale.comem_tasks)
-    conditions = [Condition.parse(name) for name in config.conditions]
+    conditions = [Condition.parse(name) for name in config.conditions or scale.comem_conditions]
     settings, model = play_settings(scale), _model(config.model_path)
     chosen = bfcl_multi_turn_tasks.filter(pl.col("task_id").is_in(list(tasks)))
     store = EpisodeStore(

@@ -1,5 +1,6 @@
-"""RESD (paper 7): the student's failed tool-use rollouts, reflections on them, a versioned playbook of lessons,
-self-distillation from the playbook-prompted self-teacher, and base vs playbook vs RESD vs GRPO.
+"""RESD (paper 7): the student's failed rollouts on verifiable tasks (tool use, ShopTrajQA), reflections on
+them, a versioned playbook of lessons, self-distillation from the playbook-prompted self-teacher, and base vs
+playbook vs RESD vs GRPO.
 
 One materialization of the chain is one round. The round loop is a cycle across materializations (the next
 round's rollouts read the playbook and the student adapter this round wrote), which a DAG cannot draw: those
@@ -21,20 +22,25 @@ from ops.agents.resd.evaluation import EVAL_ARMS, grpo_steps, internalization, s
 from ops.agents.resd.playbook import Playbook, from_json, ranked, to_json
 from ops.agents.resd.reflections import parse_reflections, reflection_requests
 from ops.agents.resd.rollouts import (
+    SHOPTRAJQA,
     STUDENT,
+    TOOLUSE,
     WITH_PLAYBOOK,
     failed_student_rollouts,
     rollout_round,
     score_rollouts,
-    split_tasks,
+    shoptrajqa_tasks,
+    split_family,
+    task_reward,
+    tooluse_tasks,
 )
 from ops.agents.resd.teacher import distillation_rows
 from ops.agents.resd.updates import add_deltas, tag_deltas, update_playbook
 from ops.common.plots import grouped_bar_png
-from ops.tooluse.reward import tool_reward
+from pipelines.partitions import customer_cohorts
 from resources.artifact_store import ArtifactStore, ArtifactStoreResource
 from resources.embedder import EmbedderResource
-from resources.io_manager import latest_materialization
+from resources.io_manager import latest_materialization, materialized_partition_files
 from resources.llm import LLMResource
 from resources.scale import ScaleResource
 from training.rl.card import TRAINING_RECORD, adapter_files
@@ -45,6 +51,7 @@ from training.rl.trainer import fingerprint, train_grpo
 
 GROUP = "agents"
 ENVIRONMENT = "tool_rl_environment"
+SHOP_DATASET = "shoptrajqa_rl_dataset"
 PLAYBOOK_FILE = "playbook.json"
 LINEAGE_FILE = "lineage.json"
 PLAYBOOK_TABLE = "playbook.md"
@@ -75,9 +82,34 @@ def student_adapter(instance: dg.DagsterInstance, store: ArtifactStore) -> tuple
     return (f"self_distillation {version}", files) if ADAPTER_WEIGHTS in files else ("base", None)
 
 
+def shop_dataset(instance: dg.DagsterInstance) -> pl.DataFrame:
+    """Every materialized cohort of `shoptrajqa_rl_dataset` (the ShopTrajQA family's tasks)."""
+    files, _ = materialized_partition_files(instance, dg.AssetKey(SHOP_DATASET), customer_cohorts.get_partition_keys())
+    if not files:
+        raise dg.Failure(
+            f"RESD family {SHOPTRAJQA!r}: no cohort of {SHOP_DATASET} is materialized; run the `shopping` job "
+            f"first, or leave the family out (ASSAY_RESD_TASK_FAMILIES={TOOLUSE})"
+        )
+    return pl.concat([pl.read_parquet(path) for path in files], how="vertical_relaxed")
+
+
 def _tasks(context: dg.AssetExecutionContext, store: ArtifactStore, scale: ScaleResource) -> tuple[list, list]:
-    lines = environment_lines(context, store)
-    return split_tasks(lines, scale.resd_train_tasks, scale.resd_eval_tasks, scale.rl_max_prompt_chars)
+    """Training and held-out tasks of every configured family (`resd_task_families`), per family: the shortest
+    `resd_train_tasks` and the next `resd_eval_tasks` (tool use within `rl_max_prompt_chars`; ShopTrajQA at its
+    smallest history budget, held-out customers disjoint from the training ones)."""
+    sources = {
+        TOOLUSE: lambda: (tooluse_tasks(environment_lines(context, store)), scale.rl_max_prompt_chars),
+        SHOPTRAJQA: lambda: (shoptrajqa_tasks(shop_dataset(context.instance)), 0),
+    }
+    unknown = sorted(set(scale.resd_task_families) - set(sources))
+    if unknown or not scale.resd_task_families:
+        raise dg.Failure(f"resd_task_families {scale.resd_task_families}: choose from {', '.join(sources)}")
+    train, held_out = [], []
+    for family in scale.resd_task_families:
+        tasks, max_chars = sources[family]()
+        mine, theirs = split_family(tasks, scale.resd_train_tasks, scale.resd_eval_tasks, max_chars)
+        train, held_out = train + mine, held_out + theirs
+    return train, held_out
 
 
 def _rate(rollouts: pl.DataFrame, arm: str) -> float | None:
@@ -85,12 +117,13 @@ def _rate(rollouts: pl.DataFrame, arm: str) -> float | None:
     return None if rows.is_empty() else float((rows["reward"] >= 1.0).mean())
 
 
-@dg.asset(group_name=GROUP, code_version="1", kinds={"pytorch", "polars"}, pool="gpu", deps=[ENVIRONMENT])
+@dg.asset(group_name=GROUP, code_version="1", kinds={"pytorch", "polars"}, pool="gpu", deps=[ENVIRONMENT, SHOP_DATASET])
 def failed_rollouts(
     context: dg.AssetExecutionContext, artifact_store: ArtifactStoreResource, scale: ScaleResource
 ) -> dg.Output:
-    """One RESD round's rollouts on the training tool-use tasks, with the BFCL-style verifier's feedback
-    (outcome and message): the student alone, and the student with the previous playbook in context (the pair
+    """One RESD round's rollouts on the training tasks of each family (tool use: BFCL-style AST verifier;
+    ShopTrajQA: exact match against the SQL gold), with the verifier's feedback (outcome and message): the
+    student alone, and the student with the previous playbook in context (the pair
     votes the playbook's bullets helpful or harmful). Failed student rollouts are what reflections diagnose."""
     store = artifact_store.get_store()
     train, _ = _tasks(context, store, scale)
@@ -111,10 +144,13 @@ def failed_rollouts(
         {
             "round": previous_round + 1,
             "tasks": len(train),
+            "families": ", ".join(scale.resd_task_families),
             "failures": failed.height,
             "student": student,
             "playbook_version": version or "none (first round)",
-            "outcomes": markdown_table(rollouts.group_by("arm", "outcome").len().sort("arm", "outcome")),
+            "outcomes": markdown_table(
+                rollouts.group_by("family", "arm", "outcome").len().sort("family", "arm", "outcome")
+            ),
             **headline_metadata(numbers),
             "note": NOTE,
         },
@@ -286,7 +322,7 @@ class ResdEvalConfig(dg.Config):
     code_version="1",
     kinds={"pytorch", "polars"},
     pool="gpu",
-    deps=["playbook", "self_distillation", ENVIRONMENT],
+    deps=["playbook", "self_distillation", ENVIRONMENT, SHOP_DATASET],
 )
 def resd_eval(
     context: dg.AssetExecutionContext,
@@ -295,10 +331,10 @@ def resd_eval(
     artifact_store: ArtifactStoreResource,
     scale: ScaleResource,
 ) -> dg.Output:
-    """Success on held-out tool-use tasks after this round, per arm: base (no playbook), playbook in context
-    (no training), RESD (the self-distilled student, no playbook) and GRPO with `resd_grpo_generations` samples
-    per prompt through the shared trainer, given as many rollouts as RESD spent; internalization =
-    (RESD - base) / (playbook - base), undefined when the playbook gave no gain."""
+    """Success on held-out tasks (every configured family) after this round, per arm: base (no playbook),
+    playbook in context (no training), RESD (the self-distilled student, no playbook) and GRPO with
+    `resd_grpo_generations` samples per prompt through the shared trainer, given as many rollouts as RESD spent;
+    internalization = (RESD - base) / (playbook - base), undefined when the playbook gave no gain."""
     store = artifact_store.get_store()
     train, held_out = _tasks(context, store, scale)
     book_version, book_files = load_model_version(context.instance, store, "playbook")
@@ -331,6 +367,7 @@ def resd_eval(
         {
             "round": round_number,
             "held_out_tasks": len(held_out),
+            "by_family": markdown_table(family_summary(scored)),
             "playbook_version": book_version,
             "self_distillation_version": sd_version,
             **headline_metadata({f"success_{arm}": rates[arm] for arm in EVAL_ARMS} | {"internalization": figure}),
@@ -339,6 +376,15 @@ def resd_eval(
             "success_chart": png_metadata(chart, "held-out success per arm"),
             "note": NOTE,
         },
+    )
+
+
+def family_summary(scored: pl.DataFrame) -> pl.DataFrame:
+    """Held-out tasks and success rate per (family, arm)."""
+    return (
+        scored.group_by("family", "arm")
+        .agg(pl.len().alias("tasks"), (pl.col("reward") >= 1.0).mean().round(4).alias("success_rate"))
+        .sort("family", "arm")
     )
 
 
@@ -361,8 +407,8 @@ def grpo_arm(
     init_adapter: Path | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[Path, int]:
-    """GRPO of the policy on the training tasks (AST reward, `resd_grpo_generations` samples per prompt) for about
-    `budget` rollouts, through the shared trainer; returns the adapter and the rollouts it spent."""
+    """GRPO of the policy on the training tasks (each family's reward, `resd_grpo_generations` samples per
+    prompt) for about `budget` rollouts, through the shared trainer; returns the adapter and the rollouts it spent."""
     settings = GRPOSettings(
         policy,
         max_steps=grpo_steps(budget, prompts_per_step, scale.resd_grpo_generations),
@@ -371,10 +417,10 @@ def grpo_arm(
         max_completion_length=scale.resd_completion_tokens,
         beta=beta,
     )
-    rows = [{"id": t["id"], "prompt": t["prompt"], "oracle": t["oracle"]} for t in tasks]
+    rows = [{"id": t["id"], "prompt": t["prompt"], "oracle": t["oracle"], "family": t["family"]} for t in tasks]
     run = folder / fingerprint("grpo", settings, rows, {"init": str(init_adapter)})
     result = train_grpo(
-        rows, [tool_reward], settings, run, init_adapter=init_adapter, reward_columns=["oracle"], log=log
+        rows, [task_reward], settings, run, init_adapter=init_adapter, reward_columns=["oracle", "family"], log=log
     )
     return result.adapter_dir, settings.max_steps * prompts_per_step * settings.num_generations
 
@@ -397,9 +443,11 @@ def evaluate_arms(
     ]
     if not book.bullets:  # an empty playbook in context is the base prompt
         frames.append(frames[0].with_columns(pl.lit("playbook").alias("arm")))
-    if ADAPTER_WEIGHTS in distilled:
-        base.model = with_adapter(base.model, distilled)
-    for arm, model in (("resd", base), ("grpo", load_policy(policy, grpo_adapter))):
-        completions = generate(model, [task["prompt"] for task in tasks], tokens)
+    plain = base.model
+    for arm, adapter in (("resd", distilled if ADAPTER_WEIGHTS in distilled else None), ("grpo", grpo_adapter)):
+        # each arm's LoRA goes on the base loaded once, and comes off again (`unload`) before the next
+        base.model = with_adapter(plain, adapter) if adapter is not None else plain
+        completions = generate(base, [task["prompt"] for task in tasks], tokens)
         frames.append(score_rollouts(tasks, completions, round_number, arm, ""))
+        plain = base.model.unload() if adapter is not None else plain
     return pl.concat(frames)
