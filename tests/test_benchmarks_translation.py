@@ -26,5 +26,13 @@ def test_benchmark_records_and_figures(tmp_path) -> None:
     )
     assert records["tool"]["round_trips"] == 27 and records["tool"]["kept"] == 27
     assert records["rollouts"]["english_accuracy"] == 1.0 and records["rollouts"]["errors"] == 0
+    # Counts and Wilson intervals next to every rate: 3 English items x 2 samples, all correct.
+    english = records["rollouts"]["english"]
+    assert (english["n"], english["k"], english["high"]) == (6, 6, 1.0) and 0.5 < english["low"] < 1.0
+    high_tier = {r["mode"]: r for r in records["rollouts"]["by_tier_and_mode"] if r["tier"] == "High"}
+    # High: en (direct only) + es, fr, de, zh, ja: 5 translated languages x 3 items x 2 samples per mode.
+    assert high_tier["translated"]["accuracy"]["n"] == 30 and high_tier["direct"]["accuracy"]["n"] == 36
+    assert high_tier["free"]["call_rate"]["rate"] == 1.0 and high_tier["direct"]["call_rate"]["k"] == 0
+    assert records["pareto_summary"]["train_tasks_by_tier"] == {"High": 9, "Low": 3, "XLow": 3}
     # The fake solves only English, so calling is always worth it: full reward needs the full cost.
     assert records["pareto_summary"]["cost_share_at_full_reward_train"] == 1.0

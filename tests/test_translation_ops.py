@@ -20,10 +20,13 @@ from ops.translation.pareto import (
     fit_confidence_threshold,
     pareto_front,
 )
-from ops.translation.preserve import answer_preserving_split, round_trips
+from ops.translation.preserve import answer_preserving_split, back_similarity, round_trips
 from ops.translation.reward import (
+    ANSWER_TOKENS,
     FEW_SHOT,
     GateConfig,
+    call_budget,
+    call_budgets,
     call_message,
     direct_messages,
     gated_rewards,
@@ -31,6 +34,7 @@ from ops.translation.reward import (
     policy_messages,
     trainer_reward,
 )
+from ops.translation.rollouts import DIRECT, FREE, TRANSLATED, rollout_requests
 from ops.translation.tasks import (
     ARITHMETIC_TEMPLATES,
     OPERATION_SETS,
@@ -268,6 +272,48 @@ def test_answer_preserving_filter_keeps_exact_and_quarantines_changed_answers() 
         round_trips(_tool(FakeLossyBackend("meaning")), _english()[:1], ["de"]), FakeCharEmbedder(), 0.9, DEFAULT_TIERS
     )
     assert drift.reason_counts() == {"low_similarity": 1}
+
+
+class FakeRefusingEmbedder:
+    """Fails the test if called: exact round trips must not be embedded."""
+
+    model_id = "fake:refusing"
+
+    def embed_passages(self, texts):
+        raise AssertionError(f"embedded {texts}")
+
+
+def test_exact_round_trips_are_not_embedded() -> None:
+    assert back_similarity(FakeRefusingEmbedder(), ["a 1", "b 2"], ["a 1", "b 2"]) == [1.0, 1.0]
+    mixed = back_similarity(FakeCharEmbedder(), ["abc 1", "abc 1"], ["abc 1", "xyz 1"])
+    assert mixed[0] == 1.0 and mixed[1] < 0.9
+
+
+def test_call_budgets_fit_the_call_in_few_sizes() -> None:
+    # 4 tokens of margin, rounded up to a multiple of 16.
+    assert [call_budget(n) for n in (1, 12, 13, 28, 79)] == [16, 16, 32, 32, 96]
+    words = lambda texts: [len(text.split()) for text in texts]  # noqa: E731
+    assert call_budgets(["a b", "a " * 40], words) == [
+        call_budget(len(call_message("a b").split())),
+        call_budget(len(call_message("a " * 40).split())),
+    ]
+    assert call_budgets(["a " * 40], words)[0] >= len(call_message("a " * 40).split()) + 4
+
+
+def test_rollout_requests_budgets_and_order() -> None:
+    tasks = pl.DataFrame(
+        {"task_id": ["i1:es", "i1:sw"], "question": ["q es", "q sw"], "back_translation": ["q en", "q en"]}
+    )
+    english = pl.DataFrame({"task_id": ["i1:en"], "question": ["q en"]})
+    requests = rollout_requests(tasks, english, 2, 0.8, [32, 48])
+    modes = [r.request_id.split("|")[1] for r in requests]
+    # Mode by mode (shared few-shot prefixes follow each other), two samples each.
+    assert modes == [DIRECT] * 6 + [TRANSLATED] * 4 + [FREE] * 4
+    assert {r.max_tokens for r in requests if r.request_id.split("|")[1] != FREE} == {ANSWER_TOKENS}
+    assert [r.max_tokens for r in requests[-4:]] == [32, 32, 48, 48]
+    assert [r.seed for r in requests[:2]] == [0, 1]
+    with pytest.raises(ValueError, match="budgets"):
+        rollout_requests(tasks, english, 1, 0.8, [32])
 
 
 def test_gated_reward_hand_computed() -> None:

@@ -17,7 +17,7 @@ from ops.common.versioning import combine_versions, frame_version
 from ops.translation.figures import pareto_png
 from ops.translation.languages import ENGLISH
 from ops.translation.pareto import call_rates, cost_share_at_full_reward, points_frame, sweep_policies
-from ops.translation.reward import GateConfig
+from ops.translation.reward import ANSWER_TOKENS, GateConfig, call_budgets
 from ops.translation.rollouts import DIRECT, rollout_requests, score_rollouts, summarize
 from resources.artifact_store import ArtifactStoreResource
 from resources.llm import LLMResource
@@ -36,11 +36,13 @@ def rolled_out_tasks(translated_tasks: pl.DataFrame, scale: ScaleResource) -> pl
 
 
 class GatingRolloutsConfig(dg.Config):
-    """Samples per task and mode (0: the profile's), sampling temperature and the output budget."""
+    """Samples per task and mode (0: the profile's), sampling temperature, and the output budget of an answer
+    (one number; raise it for MGSM with a model that reasons before answering). A free-mode decision gets
+    room for its call (`ops.translation.reward.call_budgets`)."""
 
     samples: int = 0
     temperature: float = 0.8
-    max_tokens: int = 64
+    answer_tokens: int = ANSWER_TOKENS
 
 
 @dg.asset(group_name=GROUP, code_version="1", kinds={"llm", "polars"}, pool="llm")
@@ -60,7 +62,8 @@ def gating_rollouts(
         (pl.col("language") == ENGLISH) & pl.col("family").is_in(scale.translation_rollout_families)
     )
     samples = config.samples or scale.translation_rollout_samples
-    requests = rollout_requests(tasks, english, samples, config.temperature, config.max_tokens)
+    free_tokens = call_budgets(tasks["question"].to_list(), llm.count_tokens)
+    requests = rollout_requests(tasks, english, samples, config.temperature, free_tokens, config.answer_tokens)
     context.log.info(f"{llm.model_id}: {len(requests)} rollouts of {tasks.height} tasks + {english.height} English")
     results = llm.chat(requests)
     rollouts = score_rollouts(tasks, english, results)
@@ -92,12 +95,16 @@ def gating_rollouts(
 
 
 class GatedPolicyConfig(dg.Config):
-    """The gated reward (lambda, tau, gate on/off), GSPO sizes and the base model ("" = packaged SmolLM2)."""
+    """The gated reward (lambda, tau, gate on/off), GSPO sizes and the base model ("" = packaged SmolLM2).
+
+    `max_completion_tokens` must hold a call that repeats the question: 64 fits the generated family's
+    training languages; MGSM questions need more (median 134, up to 742 tokens in `samples/mgsm`)."""
 
     lam: float = 0.25
     tau: float = 0.5
     gated: bool = True
     prompts_per_step: int = 2
+    max_completion_tokens: int = 64
     learning_rate: float = 1e-5
     base_model: str = ""
     seed: int = 0
@@ -125,6 +132,7 @@ def gated_policy(
         max_steps=scale.translation_gspo_steps,
         prompts_per_step=config.prompts_per_step,
         num_generations=scale.translation_gspo_generations,
+        max_completion_length=config.max_completion_tokens,
         learning_rate=config.learning_rate,
         seed=config.seed,
     )

@@ -50,6 +50,12 @@ _EXAMPLE_ANSWER = tuple(
     for message in ({"role": "user", "content": question}, {"role": "assistant", "content": answer})
 )
 _EXAMPLE_FOREIGN = "Mwx pt 6 zpfa 1?"
+# Output budgets. An answer is one number: 8 tokens hold it (and "The answer is 4."); a longer budget only
+# buys rambling whose last number is noise. A call repeats the question, so its budget follows the question:
+# a fixed 64 (48 in the greedy evaluation) cut every Bengali call (79 tokens) before it could parse.
+ANSWER_TOKENS = 8
+CALL_MARGIN_TOKENS = 4
+BUDGET_STEP = 16
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,17 @@ class GateConfig:
 def call_message(question: str) -> str:
     """The assistant's tool call for `question`, exactly as the policy is asked to write it."""
     return json.dumps([{"name": TRANSLATE_TOOL, "arguments": {"text": question}}], ensure_ascii=False)
+
+
+def call_budget(call_tokens: int) -> int:
+    """Output tokens for a decision whose call takes `call_tokens`: a small margin, rounded up to a multiple
+    of `BUDGET_STEP` so batched generation groups requests into a few budgets."""
+    return -(-(call_tokens + CALL_MARGIN_TOKENS) // BUDGET_STEP) * BUDGET_STEP
+
+
+def call_budgets(questions: Sequence[str], count_tokens: Callable[[list[str]], list[int]]) -> list[int]:
+    """The decision budget of each question: its `call_message` counted by the policy's tokenizer."""
+    return [call_budget(n) for n in count_tokens([call_message(question) for question in questions])]
 
 
 def policy_messages(question: str) -> list[dict[str, str]]:

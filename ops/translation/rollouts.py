@@ -16,7 +16,13 @@ import polars as pl
 
 from ops.common.llm import ChatRequest, ChatResult
 from ops.translation.cipher import answer_matches, last_number
-from ops.translation.reward import after_tool_messages, direct_messages, parse_decision, policy_messages
+from ops.translation.reward import (
+    ANSWER_TOKENS,
+    after_tool_messages,
+    direct_messages,
+    parse_decision,
+    policy_messages,
+)
 
 DIRECT, TRANSLATED, FREE = "direct", "translated", "free"
 MODES = (DIRECT, TRANSLATED, FREE)
@@ -47,25 +53,35 @@ SUMMARY_SCHEMA: dict[str, pl.DataType] = {
 
 
 def rollout_requests(
-    tasks: pl.DataFrame, english: pl.DataFrame, samples: int, temperature: float, max_tokens: int
+    tasks: pl.DataFrame,
+    english: pl.DataFrame,
+    samples: int,
+    temperature: float,
+    free_tokens: Sequence[int],
+    answer_tokens: int = ANSWER_TOKENS,
 ) -> list[ChatRequest]:
     """`samples` requests per mode per translated task, and per English task (direct only).
 
-    Request id: `task_id|mode|sample`; each sample has its own seed, so cached reruns are identical.
+    Answers get `answer_tokens`; the free mode's request of task i gets `free_tokens[i]` (room for its call,
+    `ops.translation.reward.call_budgets`). Requests come mode by mode, so consecutive prompts share their
+    few-shot prefix and llama.cpp evaluates only the new question. Request id: `task_id|mode|sample`; each
+    sample has its own seed, so cached reruns are identical.
     """
+    if len(free_tokens) != tasks.height:
+        raise ValueError(f"{len(free_tokens)} free-mode budgets for {tasks.height} tasks")
+    rows = list(tasks.iter_rows(named=True))
+    answers = [*english.iter_rows(named=True), *rows]
+    conversations = [(row["task_id"], DIRECT, direct_messages(row["question"]), answer_tokens) for row in answers]
+    conversations += [
+        (row["task_id"], TRANSLATED, after_tool_messages(row["back_translation"]), answer_tokens) for row in rows
+    ]
+    conversations += [
+        (row["task_id"], FREE, policy_messages(row["question"]), budget)
+        for row, budget in zip(rows, free_tokens, strict=True)
+    ]
     requests = []
-    for row in english.iter_rows(named=True):
-        requests += _sampled(
-            direct_messages(row["question"]), f"{row['task_id']}|{DIRECT}", samples, temperature, max_tokens
-        )
-    for row in tasks.iter_rows(named=True):
-        conversations = {
-            DIRECT: direct_messages(row["question"]),
-            TRANSLATED: after_tool_messages(row["back_translation"]),
-            FREE: policy_messages(row["question"]),
-        }
-        for mode, messages in conversations.items():
-            requests += _sampled(messages, f"{row['task_id']}|{mode}", samples, temperature, max_tokens)
+    for task_id, mode, messages, max_tokens in conversations:
+        requests += _sampled(messages, f"{task_id}|{mode}", samples, temperature, max_tokens)
     return requests
 
 

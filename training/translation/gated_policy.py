@@ -9,7 +9,7 @@ and each generation is used for one step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import polars as pl
 
 from ops.common.llm import ChatRequest
 from ops.translation.cipher import answer_matches
-from ops.translation.reward import GateConfig, parse_decision, policy_messages, trainer_reward
+from ops.translation.reward import GateConfig, call_budgets, parse_decision, policy_messages, trainer_reward
 from training.rl.config import GRPOSettings, PolicyConfig
 from training.rl.policy import PolicyClient, load_policy
 from training.rl.trainer import TrainingResult, train_grpo
@@ -97,15 +97,19 @@ def train_gated_policy(
     )
 
 
-def decisions(client: Any, name: str, tasks: pl.DataFrame, summary: pl.DataFrame, max_tokens: int = 48) -> pl.DataFrame:
+def decisions(
+    client: Any, name: str, tasks: pl.DataFrame, summary: pl.DataFrame, count_tokens: Callable[[list[str]], list[int]]
+) -> pl.DataFrame:
     """Greedy decisions of a policy (`LLMClient`) on every task, scored like the reward (`DECISION_SCHEMA`).
 
-    A call scores the base policy's measured accuracy on the tool's English text and costs the call.
+    Each request has room for its call (`call_budgets` under `count_tokens`, the policy's tokenizer). A call
+    scores the base policy's measured accuracy on the tool's English text and costs the call.
     """
-    joined = tasks.join(summary.select("task_id", "held_out", "p_translated"), on="task_id")
+    joined = tasks.join(summary.select("task_id", "held_out", "p_translated"), on="task_id", maintain_order="left")
+    budgets = call_budgets(joined["question"].to_list(), count_tokens)
     requests = [
-        ChatRequest(tuple(policy_messages(row["question"])), max_tokens=max_tokens, request_id=row["task_id"])
-        for row in joined.iter_rows(named=True)
+        ChatRequest(tuple(policy_messages(row["question"])), max_tokens=budget, request_id=row["task_id"])
+        for row, budget in zip(joined.iter_rows(named=True), budgets, strict=True)
     ]
     results = client.chat(requests)
     rows = []
@@ -129,8 +133,17 @@ def decisions(client: Any, name: str, tasks: pl.DataFrame, summary: pl.DataFrame
     return pl.DataFrame(rows, schema=DECISION_SCHEMA)
 
 
+def token_counter(tokenizer: Any) -> Callable[[list[str]], list[int]]:
+    """Token counts of texts under a Hugging Face tokenizer, without special tokens."""
+    return lambda texts: [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
 def evaluate_policies(policy: PolicyConfig, adapter: Path, tasks: pl.DataFrame, summary: pl.DataFrame) -> pl.DataFrame:
-    """Decisions of the base policy and of the trained adapter on the same tasks, greedy."""
-    base = decisions(PolicyClient(load_policy(policy), "base"), "base", tasks, summary)
-    trained = decisions(PolicyClient(load_policy(policy, adapter), "gated_gspo"), "gated_gspo", tasks, summary)
+    """Decisions of the base policy and of the trained adapter on the same tasks, greedy. One model load: the
+    base policy is the adapter's model with the adapter switched off (LoRA off = the base weights)."""
+    loaded = load_policy(policy, adapter)
+    count = token_counter(loaded.tokenizer)
+    trained = decisions(PolicyClient(loaded, "gated_gspo"), "gated_gspo", tasks, summary, count)
+    with loaded.model.disable_adapter():
+        base = decisions(PolicyClient(loaded, "base"), "base", tasks, summary, count)
     return pl.concat([base, trained])
