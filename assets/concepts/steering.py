@@ -19,13 +19,15 @@ from resources.llm import LLMResource
 from resources.scale import ScaleResource
 from training.concepts.activations import load_model
 from training.concepts.steering import steered_answers, utility_table
+from training.moe.train import torch_threads
 
 SAFETY_PROMPTS = os.environ.get("ASSAY_SAFETY_PROMPTS", str(REPO_ROOT / "samples" / "safety_prompts"))
 
 
 class SteeringConfig(dg.Config):
     """Elastic-net alpha and tau (the paper's scaling), removal strength, the steered layer (-1: the
-    dictionary's), prompts per kind (0: the profile's), answer length and the prompt folder."""
+    dictionary's), prompts per kind (0: the profile's), answer length, the prompt folder, and torch threads
+    (1: two threads spin against each other on a shared 2-core CPU, as `ResponsesConfig.torch_threads` says)."""
 
     alpha: float = 0.1
     tau: float = 0.9
@@ -34,6 +36,7 @@ class SteeringConfig(dg.Config):
     prompts_per_kind: int = 0
     max_new_tokens: int = 32
     prompts_folder: str = SAFETY_PROMPTS
+    torch_threads: int = 1
 
 
 @dg.asset(
@@ -58,12 +61,13 @@ def concept_steering_eval(
     spec = ElasticNetSpec(config.alpha, config.tau)
     methods = steerers(dictionary.directions, dictionary.mean, dictionary.unsafe_atoms(), spec, config.strength)
     prompts = read_safety_prompts(Path(config.prompts_folder), config.prompts_per_kind or scale.concepts_eval_prompts)
-    answers = steered_answers(model, tokenizer, prompts, methods, layer, config.max_new_tokens)
+    with torch_threads(config.torch_threads):
+        answers = steered_answers(model, tokenizer, prompts, methods, layer, config.max_new_tokens)
     grades = grade(llm, judge_items(answers, model_id), explanation_max_chars=scale.judge_explanation_max_chars or None)
-    rates = behaviour_rates(answers, grades, list(methods)).join(
-        utility_table(model, tokenizer, prompts.filter(pl.col("kind") == "benign")["prompt"].to_list(), methods, layer),
-        on="method",
-    )
+    with torch_threads(config.torch_threads):
+        benign = prompts.filter(pl.col("kind") == "benign")["prompt"].to_list()
+        utility = utility_table(model, tokenizer, benign, methods, layer)
+    rates = behaviour_rates(answers, grades, list(methods)).join(utility, on="method")
     scored = answers.join(grades.select(pl.col("response_id").alias("answer_id"), "status"), on="answer_id")
     chart = grouped_bar_png(
         rates["method"].to_list(),

@@ -9,6 +9,7 @@ from ops.webdocs.quality_rules import QUALITY_REASONS, RULE_SETS, QualityRules
 from ops.webdocs.reading import read_shard_or_record, unreadable_shard
 from pipelines.partitions import web_doc_shards
 from resources.inputs import InputFoldersResource
+from resources.scale import ScaleResource
 
 GROUP = "webdocs"
 
@@ -76,16 +77,18 @@ class WebDocsCleaningConfig(dg.Config):
 
 
 @dg.asset(partitions_def=web_doc_shards, group_name=GROUP, code_version="2", kinds={"polars", "parquet"})
-def raw_web_docs(context: dg.AssetExecutionContext, inputs: InputFoldersResource) -> dg.Output:
+def raw_web_docs(context: dg.AssetExecutionContext, inputs: InputFoldersResource, scale: ScaleResource) -> dg.Output:
     """Every record of one input shard (a JSONL or Parquet file), one row per non-blank line.
 
     The source's id and url are kept; lines that cannot be read are kept too, with `read_error`
     saying why, so that cleaning quarantines them instead of losing them. A file that cannot be read
     at all (missing, empty, not Parquet) becomes one line-0 row saying why: the shard is recorded
-    as unreadable and the corpus proceeds without it.
+    as unreadable and the corpus proceeds without it. The profile may read only the first
+    `web_docs_records_per_shard` records (the local sample: everything downstream shrinks with it).
     """
     path = inputs.web_docs_shard(context.partition_key)
-    raw = read_shard_or_record(path, context.partition_key)
+    whole = read_shard_or_record(path, context.partition_key)
+    raw = whole.head(scale.web_docs_records_per_shard) if scale.web_docs_records_per_shard else whole
     unreadable = unreadable_shard(raw)
     if unreadable:
         context.log.warning(f"shard {context.partition_key} has no readable record: {raw['read_error'][0]}")
@@ -93,6 +96,7 @@ def raw_web_docs(context: dg.AssetExecutionContext, inputs: InputFoldersResource
         raw,
         {
             "source_file": dg.MetadataValue.path(str(path)),
+            "records_in_file": whole.height,
             "unreadable_records": int(raw["read_error"].is_not_null().sum()),
             "unreadable_shard": unreadable,
         },

@@ -16,10 +16,10 @@ NEW_DIMENSIONS = ("timeliness", "cultural_specificity")
 
 
 class AnnotationConfig(dg.Config):
-    """Run config of `web_doc_annotations`."""
+    """Run config of `web_doc_annotations`: seed, and document characters shown to the teacher (-1: the profile's)."""
 
     seed: int = 0
-    max_doc_chars: int = 3_000
+    max_doc_chars: int = -1
 
 
 @dg.multi_asset(
@@ -48,9 +48,8 @@ def annotate_web_docs(config: AnnotationConfig, web_docs: pl.DataFrame, llm: LLM
     Requests are JSON-schema constrained and cached, so a killed run resumes from the cache.
     """
     sample = sample_for_annotation(web_docs, scale.annotation_docs_per_shard, config.seed)
-    result = annotate_documents(
-        sample, llm, seed=config.seed, max_doc_chars=config.max_doc_chars, teacher_model=llm.model_id
-    )
+    max_doc_chars = scale.annotation_max_doc_chars if config.max_doc_chars < 0 else config.max_doc_chars
+    result = annotate_documents(sample, llm, seed=config.seed, max_doc_chars=max_doc_chars, teacher_model=llm.model_id)
     shares = pl.DataFrame(
         list(abstain_shares(result.annotations, DIMENSIONS).items()),
         schema=["dimension", "abstain_share"],
