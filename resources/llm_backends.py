@@ -92,20 +92,38 @@ def available_threads() -> int:
 
 
 def runnable_elsewhere() -> int:
-    """Processes runnable right now besides this one (`procs_running` in /proc/stat; 0 where unknown)."""
+    """Threads runnable right now in other processes: `procs_running` in /proc/stat less this process's own
+    runnable threads (0 where unknown).
+
+    A process's own threads are not competition: right after a torch step, torch's OpenMP workers still spin for
+    a moment, and counting them once gave llama.cpp one thread for a whole step on an idle machine (the shopbench
+    judge and the BFCL evaluation ran at half speed in `make run`, measured).
+    """
     try:
         for line in Path("/proc/stat").read_text().splitlines():
             if line.startswith("procs_running "):
-                return max(0, int(line.split()[1]) - 1)
+                return max(0, int(line.split()[1]) - own_runnable_threads())
     except (OSError, ValueError):
         pass
     return 0
 
 
-def llama_threads(cores: int | None = None, busy: int | None = None) -> int:
-    """Threads for llama.cpp: the cores nobody else is running on, at least one.
+def own_runnable_threads() -> int:
+    """This process's threads in state R (running or runnable), the calling one included; 1 where unknown."""
+    count = 0
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        count += state == "R"
+    return max(1, count)
 
-    ggml's threads meet at a barrier after every operation, so on a machine whose cores are taken by
+
+def free_threads(cores: int | None = None, busy: int | None = None) -> int:
+    """Threads for llama.cpp or torch: the cores nobody else is running on, at least one.
+
+    ggml's (and torch's OpenMP) threads meet at a barrier after every operation, so on a machine whose cores are taken by
     other work one descheduled thread stalls the rest: on the shared 2-core machine two threads were
     10-50x slower than one (README, "Measured here"). On an idle machine every core is used.
     """
@@ -129,7 +147,8 @@ class LlamaCppBackend:
     def __init__(self, model_path: Path, n_ctx: int = 2048, n_threads: int = 0) -> None:
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or llama_threads()
+        self.fixed_threads = n_threads  # 0: the free cores, decided again before every request
+        self.n_threads = n_threads or free_threads()
         self._llama: Any = None
         self._vocab: Any = None
         self._grammars: dict[str, Any] = {}
@@ -151,6 +170,7 @@ class LlamaCppBackend:
 
     def _complete(self, llama: Any, request: ChatRequest) -> Completion:
         started = time.perf_counter()
+        self._use_free_cores(llama)
         response = llama.create_chat_completion(
             messages=[dict(message) for message in request.messages],
             max_tokens=request.max_tokens,
@@ -166,6 +186,13 @@ class LlamaCppBackend:
             latency_s=time.perf_counter() - started,
             finish_reason=choice.get("finish_reason"),
         )
+
+    def _use_free_cores(self, llama: Any) -> None:
+        """Re-decide the thread count before a request (unless fixed): the machine's load changes between steps."""
+        threads = self.fixed_threads or free_threads()
+        if threads != self.n_threads:
+            llama._ctx.set_n_threads(threads, threads)
+            self.n_threads = threads
 
     def _load(self) -> Any:
         if self._llama is None:

@@ -45,7 +45,7 @@ def test_find_links_default_to_pips_own_setting(monkeypatch: pytest.MonkeyPatch)
     assert all("/from/pip" in words for words in rest)
 
 
-def test_llama_cpp_is_built_for_x86_64_v3_without_libmtmd() -> None:
+def test_llama_cpp_is_built_for_x86_64_v3_without_libmtmd_or_llama_common() -> None:
     done = subprocess.run(
         ["make", "-s", "-C", str(ROOT), "--eval", "print-cmake: ; @echo $$CMAKE_ARGS", "print-cmake"],
         capture_output=True,
@@ -56,6 +56,12 @@ def test_llama_cpp_is_built_for_x86_64_v3_without_libmtmd() -> None:
     flags = set(done.stdout.split())
     assert {"-DGGML_NATIVE=OFF", "-DGGML_AVX2=ON", "-DGGML_AVX512=OFF", "-DGGML_AMX_INT8=OFF"} <= flags
     assert "-DLLAVA_BUILD=OFF" in flags
+    script = next(flag.split("=", 1)[1] for flag in flags if flag.startswith("-DCMAKE_PROJECT_llama.cpp_INCLUDE="))
+    assert Path(script).name == "llama_cpp_no_common.cmake" and Path(script).parent == ROOT / ".venv"
+    recipe = subprocess.run(
+        ["make", "-s", "-n", "-B", "-C", str(ROOT), script], capture_output=True, text=True, check=True
+    ).stdout
+    assert "set(LLAMA_BUILD_COMMON OFF)" in recipe
 
 
 def test_installed_llama_cpp_loads_without_the_multimodal_library() -> None:

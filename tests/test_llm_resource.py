@@ -9,6 +9,7 @@ import logging
 import multiprocessing
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -468,11 +469,26 @@ def test_smollm2_answers_in_schema_and_the_rerun_is_cached(tmp_path: Path) -> No
     assert metadata["llm_cached"].value == 3 and metadata["llm_latency_s"].value == 0.0
 
 
-def test_llama_threads_leave_busy_cores_alone() -> None:
-    from resources.llm_backends import llama_threads, runnable_elsewhere
+def test_free_threads_leave_busy_cores_alone() -> None:
+    from resources.llm_backends import free_threads
 
-    assert llama_threads(cores=2, busy=0) == 2
-    assert llama_threads(cores=2, busy=1) == 1
-    assert llama_threads(cores=2, busy=25) == 1
-    assert llama_threads(cores=8, busy=3) == 5
-    assert runnable_elsewhere() >= 0
+    assert free_threads(cores=2, busy=0) == 2
+    assert free_threads(cores=2, busy=1) == 1
+    assert free_threads(cores=2, busy=25) == 1
+    assert free_threads(cores=8, busy=3) == 5
+
+
+def test_a_busy_process_elsewhere_counts_as_competition() -> None:
+    import subprocess
+
+    from resources.llm_backends import free_threads, runnable_elsewhere
+
+    children = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(0.5)
+        assert runnable_elsewhere() >= 1
+        assert free_threads(cores=2) == 1
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()

@@ -27,7 +27,8 @@ SAFETY_PROMPTS = os.environ.get("ASSAY_SAFETY_PROMPTS", str(REPO_ROOT / "samples
 class SteeringConfig(dg.Config):
     """Elastic-net alpha and tau (the paper's scaling), removal strength, the steered layer (-1: the
     dictionary's), prompts per kind (0: the profile's), answer length, the prompt folder, and torch threads
-    (1: two threads spin against each other on a shared 2-core CPU, as `ResponsesConfig.torch_threads` says)."""
+    (0: the cores free right now; two threads spin against each other on a shared CPU, as
+    `ResponsesConfig.torch_threads` says)."""
 
     alpha: float = 0.1
     tau: float = 0.9
@@ -36,7 +37,7 @@ class SteeringConfig(dg.Config):
     prompts_per_kind: int = 0
     max_new_tokens: int = 32
     prompts_folder: str = SAFETY_PROMPTS
-    torch_threads: int = 1
+    torch_threads: int = 0
 
 
 @dg.asset(

@@ -24,9 +24,10 @@ class ResponsesConfig(dg.Config):
     samples: int = 0
     temperature: float = 1.0
     seed: int = 0
-    # torch threads while the policy samples: on a shared 2-core CPU two threads spin against each other
-    # (measured: 24 CPU s for 2 x 16 tokens at load 33, 1.6 CPU s with one thread, same text)
-    torch_threads: int = 1
+    # torch threads while the policy samples, 0: the cores free right now. On a shared 2-core CPU two threads spin
+    # against each other (measured: 24 CPU s for 2 x 16 tokens at load 33, 1.6 CPU s with one thread, same text);
+    # on an idle one both are used.
+    torch_threads: int = 0
 
 
 def _scenarios(scenario_queries: pl.DataFrame) -> pl.DataFrame:

@@ -186,11 +186,13 @@ def _resume(work_dir: Path | None) -> tuple[Checkpoint, list[EvalPoint], int] | 
 
 @contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
-    """Run a block with `threads` torch threads, then restore the previous count."""
+    """Run a block with `threads` torch threads (0: the cores free right now), then restore the previous count."""
     import torch
 
+    from resources.llm_backends import free_threads
+
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads or free_threads())
     try:
         yield
     finally:
