@@ -123,8 +123,8 @@ def own_runnable_threads() -> int:
 def free_threads(cores: int | None = None, busy: int | None = None) -> int:
     """Threads for llama.cpp or torch: the cores nobody else is running on, at least one.
 
-    ggml's (and torch's OpenMP) threads meet at a barrier after every operation, so on a machine whose cores are taken by
-    other work one descheduled thread stalls the rest: on the shared 2-core machine two threads were
+    ggml's (and torch's OpenMP) threads meet at a barrier after every operation, so on a machine whose cores
+    are taken by other work one descheduled thread stalls the rest: on the shared 2-core machine two threads were
     10-50x slower than one (README, "Measured here"). On an idle machine every core is used.
     """
     cores = available_threads() if cores is None else cores
