@@ -180,7 +180,8 @@ def _scale(profile: str) -> ScaleResource:
         shopbench_missions=int(_env("ASSAY_SHOPBENCH_MISSIONS", "2" if local else "0")),
         shopbench_drafts=int(_env("ASSAY_SHOPBENCH_DRAFTS", "0" if local else "20")),
         shopbench_response_max_tokens=int(_env("ASSAY_SHOPBENCH_RESPONSE_TOKENS", "96" if local else "1024")),
-        judge_explanation_max_chars=int(_env("ASSAY_JUDGE_EXPLANATION_CHARS", "150" if local else "0")),
+        # local judge explanations of one short sentence: the 135M judge's tokens are the judge's cost (issue 19)
+        judge_explanation_max_chars=int(_env("ASSAY_JUDGE_EXPLANATION_CHARS", "80" if local else "0")),
         tool_synthesis_seeds=int(_env("ASSAY_TOOL_SYNTHESIS_SEEDS", "0" if local else "200")),
         tool_synthesis_rounds=int(_env("ASSAY_TOOL_SYNTHESIS_ROUNDS", "2" if local else "3")),
         tool_rewrite_bases=int(_env("ASSAY_TOOL_REWRITE_BASES", "1" if local else "0")),

@@ -205,6 +205,7 @@ class LlamaCppBackend:
                 n_ctx=self.n_ctx,
                 n_threads=self.n_threads,
                 n_threads_batch=self.n_threads,
+                flash_attn=True,  # prompts 20 % and generation 15 % faster on the CPU here (docs/decisions.md)
                 verbose=False,
             )
         return self._llama

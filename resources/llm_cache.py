@@ -74,7 +74,10 @@ class LLMCache:
         self._connection = sqlite3.connect(
             self.path, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
         )
-        self._connection.execute("PRAGMA journal_mode=WAL")
+        # WAL is a property of the file, set once by its first writer: switching modes needs an exclusive lock that
+        # a second process opening the file mid-write could not get (the concurrent-writers test failed once so).
+        if self._connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=NORMAL")
         self._connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         self._connection.execute(_SCHEMA)

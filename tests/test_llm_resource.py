@@ -492,3 +492,26 @@ def test_a_busy_process_elsewhere_counts_as_competition() -> None:
         for child in children:
             child.kill()
             child.wait()
+
+
+def test_q8_0_copy_of_smollm2_keeps_its_logits_close(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """The Q8_0 re-encoding llama.cpp reads is the shipped Q4_1 model to within rounding: the same next token at
+    most positions of a prompt and logits within a few percent of their spread; written once, quietly."""
+    import llama_cpp
+    import numpy as np
+
+    original = llm_models.smollm2_model_path()
+    copy = llm_models.q8_0_copy(original, tmp_path)
+    assert copy.name == "SmolLM2-135M-Instruct.Q4_1.Q8_0.gguf" and llm_models.q8_0_copy(original, tmp_path) == copy
+    assert [path.name for path in tmp_path.iterdir()] == [copy.name]  # no staging file left
+    assert "q8_0" not in capfd.readouterr().err  # llama.cpp's per-tensor lines are not passed on
+    prompt = b"The capital of France is Paris, and the capital of Germany is Berlin. The capital of Italy is"
+    logits = []
+    for path in (original, copy):
+        model = llama_cpp.Llama(str(path), n_ctx=256, n_threads=1, logits_all=True, verbose=False)
+        tokens = model.tokenize(prompt, add_bos=True)
+        model.eval(tokens)
+        logits.append(np.asarray(model.scores[: len(tokens)], dtype=np.float32))
+    assert (logits[0].argmax(axis=1) == logits[1].argmax(axis=1)).mean() >= 0.75
+    spread = float(logits[0].max() - logits[0].min())
+    assert float(np.abs(logits[0] - logits[1]).max()) < 0.05 * spread

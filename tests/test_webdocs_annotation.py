@@ -501,7 +501,7 @@ def test_real_llamacpp_teacher_on_two_short_documents(tmp_path: Path) -> None:
         assert set(annotations[f"{dimension}__primary"]) <= set(vocab[dimension])
         assert set(annotations[f"{dimension}__secondary"].drop_nulls()) <= set(vocab[dimension])
     assert all(reason in REASONS for reason in quarantined["reason"])
-    assert set(annotations["teacher_model"]) <= {"SmolLM2-135M-Instruct.Q4_1.gguf"}
+    assert set(annotations["teacher_model"]) <= {"SmolLM2-135M-Instruct.Q4_1.Q8_0.gguf"}
     assert result.usage.errors == 0 and result.usage.prompt_tokens > 0
     print(
         f"\nteacher {llm.model_id}: {result.docs_per_s:.3f} docs/s, "

@@ -24,7 +24,12 @@ def _load(model_path: str, n_ctx: int, n_threads: int) -> None:
     import llama_cpp
 
     _LLAMA = llama_cpp.Llama(
-        model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False
+        model_path=model_path,
+        n_ctx=n_ctx,
+        n_threads=n_threads,
+        n_threads_batch=n_threads,
+        flash_attn=True,  # as resources.llm_backends.LlamaCppBackend
+        verbose=False,
     )
 
 
