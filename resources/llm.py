@@ -17,7 +17,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from ops.common.llm import ChatRequest, ChatResult
-from ops.common.packaged_models import coder_model_path, q8_0_copy, smollm2_model_path
+from ops.common.packaged_models import coder_model_path, model_cache_dir, q8_0_copy, smollm2_model_path
 from resources.llm_backends import (
     BACKENDS,
     ChatBackend,
@@ -234,7 +234,7 @@ class LLMResource(dg.ConfigurableResource):
 
     def _gguf_path(self) -> Path:
         if not self.model:  # the packaged SmolLM2, re-encoded once for llama.cpp's fast prompt kernels
-            return q8_0_copy(smollm2_model_path(), Path(self.cache_path).parent / "models")
+            return q8_0_copy(smollm2_model_path(), model_cache_dir() or Path(self.cache_path).parent / "models")
         if self.model == CODER_MODEL:
             return coder_model_path(Path(self.cache_path).parent / "models")
         return Path(self.model)

@@ -7,14 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ops.common.packaged_models import smollm2_model_path
-from training.webdocs.generative_student import (
-    MODEL_CACHE_ENV,
-    GenerativeConfig,
-    _pretrained_source,
-    load_base_model,
-    model_cache_dir,
-)
+from ops.common.packaged_models import MODEL_CACHE_ENV, model_cache_dir, smollm2_model_path
+from training.webdocs.generative_student import GenerativeConfig, _pretrained_source, load_base_model
 
 
 def test_cache_dir_prefers_explicit_then_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

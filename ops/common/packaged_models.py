@@ -26,6 +26,19 @@ _NOT_DATA_SUFFIXES = {".py", ".pyc", ".pyi", ".typed", ".txt", ".md", ".json", "
 _COPY_BYTES = 8 * 1024 * 1024
 
 
+MODEL_CACHE_ENV = "ASSAY_MODEL_CACHE"
+
+
+def model_cache_dir() -> Path | None:
+    """Where models derived from the packaged ones are kept (dequantized folders, the Q8_0 copy):
+    `ASSAY_MODEL_CACHE`, else `$ASSAY_HOME/cache/models`, else none."""
+    explicit = os.environ.get(MODEL_CACHE_ENV)
+    if explicit:
+        return Path(explicit)
+    home = os.environ.get("ASSAY_HOME")
+    return Path(home) / "cache" / "models" if home else None
+
+
 class ModelNotInstalledError(RuntimeError):
     """A local model's package is missing; the message says what to install."""
 

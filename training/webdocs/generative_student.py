@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from ops.common.packaged_models import model_cache_dir
+
 if TYPE_CHECKING:
     import torch
 
@@ -96,18 +98,6 @@ class EncodedExample:
 
     input_ids: list[int]
     labels: list[int]
-
-
-MODEL_CACHE_ENV = "ASSAY_MODEL_CACHE"
-
-
-def model_cache_dir() -> Path | None:
-    """Where dequantized GGUF weights are kept: `ASSAY_MODEL_CACHE`, else `$ASSAY_HOME/cache/models`, else none."""
-    explicit = os.environ.get(MODEL_CACHE_ENV)
-    if explicit:
-        return Path(explicit)
-    home = os.environ.get("ASSAY_HOME")
-    return Path(home) / "cache" / "models" if home else None
 
 
 def _pretrained_source(base_model: str, gguf_file: str | None) -> tuple[str, dict[str, str]]:
