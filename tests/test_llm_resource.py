@@ -470,7 +470,7 @@ def test_smollm2_answers_in_schema_and_the_rerun_is_cached(tmp_path: Path) -> No
 
 
 def test_free_threads_leave_busy_cores_alone() -> None:
-    from resources.llm_backends import free_threads
+    from ops.common.threads import free_threads
 
     assert free_threads(cores=2, busy=0) == 2
     assert free_threads(cores=2, busy=1) == 1
@@ -481,7 +481,7 @@ def test_free_threads_leave_busy_cores_alone() -> None:
 def test_a_busy_process_elsewhere_counts_as_competition() -> None:
     import subprocess
 
-    from resources.llm_backends import free_threads, runnable_elsewhere
+    from ops.common.threads import free_threads, runnable_elsewhere
 
     children = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:

@@ -189,7 +189,7 @@ def torch_threads(threads: int) -> Iterator[None]:
     """Run a block with `threads` torch threads (0: the cores free right now), then restore the previous count."""
     import torch
 
-    from resources.llm_backends import free_threads
+    from ops.common.threads import free_threads
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads or free_threads())

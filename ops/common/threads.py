@@ -1,0 +1,55 @@
+"""How many threads a CPU-bound step may use right now: the cores nobody else is running on.
+
+Shared by llama.cpp (resources.llm_backends) and torch (training.moe.train.torch_threads).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def available_threads() -> int:
+    """CPU cores this process may use (respects affinity / container limits where the OS tells)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def runnable_elsewhere() -> int:
+    """Threads runnable right now in other processes: `procs_running` in /proc/stat less this process's own
+    runnable threads (0 where unknown).
+
+    A process's own threads are not competition: right after a torch step, torch's OpenMP workers still spin for
+    a moment, and counting them once gave llama.cpp one thread for a whole step on an idle machine (the shopbench
+    judge and the BFCL evaluation ran at half speed in `make run`, measured).
+    """
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("procs_running "):
+                return max(0, int(line.split()[1]) - own_runnable_threads())
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def own_runnable_threads() -> int:
+    """This process's threads in state R (running or runnable), the calling one included; 1 where unknown."""
+    count = 0
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        count += state == "R"
+    return max(1, count)
+
+
+def free_threads(cores: int | None = None, busy: int | None = None) -> int:
+    """Threads for llama.cpp or torch: the cores nobody else is running on, at least one.
+
+    ggml's (and torch's OpenMP) threads meet at a barrier after every operation, so on a machine whose cores
+    are taken by other work one descheduled thread stalls the rest: on the shared 2-core machine two threads were
+    10-50x slower than one (README, "Measured here"). On an idle machine every core is used.
+    """
+    cores = available_threads() if cores is None else cores
+    busy = runnable_elsewhere() if busy is None else busy
+    return max(1, min(cores, cores - busy))
