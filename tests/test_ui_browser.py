@@ -257,6 +257,9 @@ def test_asset_page_shows_its_chart_within_the_modal(server: Server, page) -> No
     dialog = page.get_by_role("dialog")
     image = dialog.locator('img[src^="data:image/png"]')
     image.wait_for()
+    # The dialog opens with a zoom transition (the chart measured 0.98 x its size mid-way once, under load): measure
+    # once its box holds still for two animation frames.
+    image.element_handle().wait_for_element_state("stable")
     natural = image.evaluate("img => img.complete ? img.naturalWidth : 0")
     shown, frame = image.bounding_box(), dialog.bounding_box()
     assert 0 < natural <= MODAL_WIDTH_PX  # decoded, and drawn at full size in the modal
