@@ -312,8 +312,8 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse_args(argv)
     from ops.common.packaged_models import smollm2_model_path
+    from ops.common.threads import torch_threads
     from resources.llm import LLMResource
-    from training.moe.train import torch_threads
     from training.rl.config import PolicyConfig
     from training.rl.policy import load_policy
     from training.rl.sampling import sample

@@ -233,10 +233,11 @@ class LLMResource(dg.ConfigurableResource):
         raise ValueError(f"unknown LLM backend {self.backend!r}; expected one of {', '.join(BACKENDS)}")
 
     def _gguf_path(self) -> Path:
+        models = model_cache_dir() or Path(self.cache_path).parent / "models"
         if not self.model:  # the packaged SmolLM2, re-encoded once for llama.cpp's fast prompt kernels
-            return q8_0_copy(smollm2_model_path(), model_cache_dir() or Path(self.cache_path).parent / "models")
+            return q8_0_copy(smollm2_model_path(), models)
         if self.model == CODER_MODEL:
-            return coder_model_path(Path(self.cache_path).parent / "models")
+            return coder_model_path(models)
         return Path(self.model)
 
 

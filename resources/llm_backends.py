@@ -144,9 +144,11 @@ class LlamaCppBackend:
 
     def _use_free_cores(self, llama: Any) -> None:
         """Re-decide the thread count before a request (unless fixed): the machine's load changes between steps."""
+        import llama_cpp
+
         threads = self.fixed_threads or free_threads()
         if threads != self.n_threads:
-            llama._ctx.set_n_threads(threads, threads)
+            llama_cpp.llama_set_n_threads(llama.ctx, threads, threads)
             self.n_threads = threads
 
     def _load(self) -> Any:

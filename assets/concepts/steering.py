@@ -10,6 +10,7 @@ from assets.concepts.dictionary import GROUP, REPO_ROOT
 from assets.models import load_model_files
 from assets.outputs import frame_output, markdown_table, png_metadata
 from ops.common.plots import grouped_bar_png
+from ops.common.threads import torch_threads
 from ops.concepts.decomposition import ElasticNetSpec, steerers
 from ops.concepts.dictionary import load_dictionary
 from ops.concepts.safety import behaviour_rates, judge_items, read_safety_prompts
@@ -19,7 +20,6 @@ from resources.llm import LLMResource
 from resources.scale import ScaleResource
 from training.concepts.activations import load_model
 from training.concepts.steering import steered_answers, utility_table
-from training.moe.train import torch_threads
 
 SAFETY_PROMPTS = os.environ.get("ASSAY_SAFETY_PROMPTS", str(REPO_ROOT / "samples" / "safety_prompts"))
 

@@ -7,10 +7,10 @@ from assets.outputs import frame_output
 from assets.rubrics.common import GROUP, policy_name, teacher_client
 from assets.training_metadata import policy_config
 from ops.common.llm import UsageTotals
+from ops.common.threads import torch_threads
 from ops.rubrics.qubric.teacher import KEY_POINT_METHOD, response_frame, responses_split, sample_requests
 from resources.llm import LLMResource
 from resources.scale import ScaleResource
-from training.moe.train import torch_threads
 from training.rl.policy import load_policy
 from training.rl.sampling import sample
 

@@ -1,11 +1,13 @@
 """How many threads a CPU-bound step may use right now: the cores nobody else is running on.
 
-Shared by llama.cpp (resources.llm_backends) and torch (training.moe.train.torch_threads).
+Shared by llama.cpp (resources.llm_backends) and torch (`torch_threads`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -53,3 +55,16 @@ def free_threads(cores: int | None = None, busy: int | None = None) -> int:
     cores = available_threads() if cores is None else cores
     busy = runnable_elsewhere() if busy is None else busy
     return max(1, min(cores, cores - busy))
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run a block with `threads` torch threads (0: the cores free right now), then restore the previous count."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or free_threads())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

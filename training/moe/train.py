@@ -11,8 +11,7 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from ops.common.threads import torch_threads
 from ops.moe.report import CURVE_SCHEMA
 from ops.moe.selection import original_experts
 from training.moe.model import (
@@ -182,21 +182,6 @@ def _resume(work_dir: Path | None) -> tuple[Checkpoint, list[EvalPoint], int] | 
     files = {p.name: p.read_bytes() for p in latest.iterdir() if p.is_file()}
     progress = json.loads(files.pop(HISTORY_FILE))
     return load_checkpoint(files), [EvalPoint(**p) for p in progress["history"]], int(progress["step"])
-
-
-@contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run a block with `threads` torch threads (0: the cores free right now), then restore the previous count."""
-    import torch
-
-    from ops.common.threads import free_threads
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads or free_threads())
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def train(

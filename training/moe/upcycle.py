@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ops.common.threads import torch_threads
 from ops.moe.selection import check_expansion
 from training.moe.model import ArchitectureError, Checkpoint, expert_keys
-from training.moe.train import torch_threads
 
 if TYPE_CHECKING:
     import torch

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from ops.common.threads import torch_threads
 from ops.moe.selection import FISHER_EPS, utility_scores
 from training.moe.model import Checkpoint, expert_keys
-from training.moe.train import torch_threads
 
 if TYPE_CHECKING:
     import torch
