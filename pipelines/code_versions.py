@@ -5,6 +5,11 @@ every project module that module imports, transitively (`assets/`, `ops/`, `trai
 data files (prompts, label sets) shipped inside those packages. Comments and formatting do not count
 (the digest is over the parsed tree); any change of code does, without anyone remembering to bump
 `code_version`. Applied once, in `pipelines/definitions.py`, to every asset.
+
+Every process that runs a step loads the definitions, so parsing ~180 files there (2.7 s of CPU) was paid
+per step. Each file's (tree digest, imported names) is kept in a small JSON cache keyed by the sha256 of the
+file's bytes and the Python version (`ast.dump` differs across versions): a load then reads and hashes the
+files and parses only the changed ones. A missing, corrupt or unwritable cache only costs the parse.
 """
 
 from __future__ import annotations
@@ -12,6 +17,10 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import json
+import os
+import sys
+import tempfile
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -21,6 +30,8 @@ import dagster as dg
 PROJECT_PACKAGES = ("assets", "ops", "training")
 DATA_SUFFIXES = (".json", ".txt")
 DIGEST_CHARS = 12
+CACHE_FORMAT = f"1-{sys.implementation.cache_tag}"
+CACHE_ENTRIES = 4096
 
 
 @cache
@@ -65,16 +76,63 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     return names
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    stat = path.stat()
-    return stat.st_mtime_ns, stat.st_size
+def digest_cache_path() -> Path:
+    """`$ASSAY_HOME/cache/code_versions.json`, else under `$XDG_CACHE_HOME` (or `~/.cache`)."""
+    home = os.environ.get("ASSAY_HOME")
+    root = Path(home) / "cache" if home else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "assay"
+    return root / "code_versions.json"
+
+
+class ParsedFiles:
+    """(tree digest, imported names) per file content, remembered across processes in the digest cache."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries = self._read()
+        self.added = 0
+
+    def _read(self) -> dict[str, list]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        entries = data.get("entries") if isinstance(data, dict) and data.get("format") == CACHE_FORMAT else None
+        return entries if isinstance(entries, dict) else {}
+
+    def get(self, path: Path, module: str) -> tuple[str, frozenset[str]]:
+        """The file's tree digest and imported names, parsed only when this content was never seen."""
+        source = path.read_bytes()
+        key = f"{module}:{path.name == '__init__.py'}:{hashlib.sha256(source).hexdigest()}"
+        entry = self.entries.get(key)
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+            tree = ast.parse(source)
+            entry = [
+                hashlib.sha256(ast.dump(tree).encode()).hexdigest(),
+                sorted(_imports(tree, module, path.name == "__init__.py")),
+            ]
+            self.entries[key] = entry
+            self.added += 1
+        return entry[0], frozenset(entry[1])
+
+    def save(self) -> None:
+        """Write new entries (the newest `CACHE_ENTRIES` kept) atomically; an unwritable place is skipped."""
+        if not self.added:
+            return
+        kept = dict(list(self.entries.items())[-CACHE_ENTRIES:])
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, suffix=".tmp", delete=False) as out:
+                json.dump({"format": CACHE_FORMAT, "entries": kept}, out)
+            os.replace(out.name, self.path)
+        except OSError:
+            return
+        self.added = 0
 
 
 @cache
-def _parsed(path: Path, module: str, stamp: tuple[int, int]) -> tuple[str, frozenset[str]]:
-    """(dump of the syntax tree, imported names) of one file version; `stamp` keys the cache on edits."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    return ast.dump(tree), frozenset(_imports(tree, module, path.name == "__init__.py"))
+def parsed_files() -> ParsedFiles:
+    """This process's view of the digest cache."""
+    return ParsedFiles(digest_cache_path())
 
 
 def module_closure(module: str, packages: Iterable[str] = PROJECT_PACKAGES) -> dict[str, Path]:
@@ -90,7 +148,7 @@ def module_closure(module: str, packages: Iterable[str] = PROJECT_PACKAGES) -> d
         if path is None:
             continue
         found[name] = path
-        todo.extend(_parsed(path, name, _stamp(path))[1])
+        todo.extend(parsed_files().get(path, name)[1])
     return found
 
 
@@ -102,11 +160,11 @@ def _package_data(path: Path) -> list[Path]:
 
 
 def source_digest(modules: dict[str, Path]) -> str:
-    """sha256 over each module's syntax tree and its package's data files, in name order."""
+    """sha256 over each module's syntax-tree digest and its package's data files, in name order."""
     digest = hashlib.sha256()
     for name in sorted(modules):
         path = modules[name]
-        digest.update(f"{name}\n{_parsed(path, name, _stamp(path))[0]}\n".encode())
+        digest.update(f"{name}\n{parsed_files().get(path, name)[0]}\n".encode())
         for data in _package_data(path):
             digest.update(f"{data.relative_to(path.parent)}\n".encode() + data.read_bytes() + b"\n")
     return digest.hexdigest()
@@ -115,7 +173,9 @@ def source_digest(modules: dict[str, Path]) -> str:
 @cache
 def module_digest(module: str, packages: tuple[str, ...] = PROJECT_PACKAGES) -> str:
     """Digest of a module's import closure, computed once per process (a code location reload is a new one)."""
-    return source_digest(module_closure(module, packages))
+    digest = source_digest(module_closure(module, packages))
+    parsed_files().save()
+    return digest
 
 
 def compute_modules(assets_def: dg.AssetsDefinition) -> set[str]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import dagster as dg
 
+from pipelines.executors import assay_executor
 from resources.artifact_store import ArtifactStoreResource
 from resources.duckdb import DuckDBResource
 from resources.embedder import EmbedderResource
@@ -86,11 +87,12 @@ def build_resources(profile: str | None = None) -> dict[str, Any]:
     return resources
 
 
-def build_executor(profile: str | None = None) -> dg.ExecutorDefinition | None:
+def build_executor(profile: str | None = None) -> dg.ExecutorDefinition:
     """The cluster profile's executor: every step is a Celery task run by a worker process (`dagster-celery`,
-    broker and results on Redis, `CELERY_BROKER_URL` / `CELERY_RESULT_BACKEND`); None elsewhere (Dagster's own)."""
+    broker and results on Redis, `CELERY_BROKER_URL` / `CELERY_RESULT_BACKEND`); elsewhere Dagster's multiprocess
+    executor with light one-asset runs in the run worker (`pipelines/executors.py`)."""
     if (profile or current_profile()) != "cluster":
-        return None
+        return assay_executor
     from dagster_celery import celery_executor
 
     return celery_executor.configured(
@@ -302,8 +304,9 @@ def _translation(profile: str) -> TranslationResource:
         )
     )
     return TranslationResource(
-        backends=_env("ASSAY_TRANSLATION_BACKENDS", "cipher,oracle,apertium" if local else "cipher,oracle,apertium,llm")
-        .split(","),
+        backends=_env(
+            "ASSAY_TRANSLATION_BACKENDS", "cipher,oracle,apertium" if local else "cipher,oracle,apertium,llm"
+        ).split(","),
         embedder=embedder,
     )
 

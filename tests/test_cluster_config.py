@@ -15,6 +15,7 @@ from dagster_k8s import K8sRunLauncher
 from dagster_k8s.models import k8s_model_from_dict
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
+from pipelines.executors import assay_executor
 from pipelines.profiles import build_executor
 
 CLUSTER = Path(__file__).resolve().parents[1] / "pipelines" / "cluster"
@@ -57,12 +58,12 @@ def test_cluster_instance_yaml_is_a_valid_postgres_instance(tmp_path: Path) -> N
 
 
 def test_only_the_cluster_profile_executes_steps_on_celery() -> None:
-    assert build_executor("local") is None
+    assert build_executor("local") is assay_executor
     executor = build_executor("cluster")
     assert isinstance(executor, dg.ExecutorDefinition)
     assert executor.name == "assay_celery"
 
 
 @pytest.mark.parametrize("profile", ["local", "gpu"])
-def test_other_profiles_keep_dagster_s_executor(profile: str) -> None:
-    assert build_executor(profile) is None
+def test_other_profiles_keep_the_local_executor(profile: str) -> None:
+    assert build_executor(profile) is assay_executor
