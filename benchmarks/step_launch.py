@@ -1,14 +1,16 @@
 """What a cheap step costs to launch: loading the code location, and the executor around the step.
 
 The questions it answers:
-1. load: CPU, wall time and peak RSS of a fresh interpreter that runs `import pipelines.definitions`, against
-   a baseline in the same run that also imports what the definitions imported at module level before issue 19
-   (torch, transformers' Mixtral, lancedb, scikit-learn, matplotlib, datasketch): every process that runs a
-   step pays this once.
+1. load: CPU, wall time and peak RSS of a fresh interpreter that runs `import pipelines.definitions`, with the
+   code-version digest cache warm (what every step process after the first pays), against two baselines in the
+   same run: an empty digest cache (every source file parsed, as before the cache) and one that also imports
+   what the definitions imported at module level before issue 19 (torch, transformers' Mixtral, lancedb,
+   scikit-learn, matplotlib, datasketch).
 2. launch: `web_corpus_summary` (about one second of work, plus its blocking check) materialized by
-   `dagster asset materialize` on a small sample instance (one shard of `--docs` C4 documents), with the
-   multiprocess executor (the default: the run process and one spawned process per step each load the code
-   location), with the in-process executor (one load) and with the multiprocess executor forking its step
+   `dagster asset materialize` on a small sample instance (one shard of `--docs` C4 documents), with assay's
+   executor as configured (`assay_default`: this light one-asset run executes in the run process), with every
+   step spawned (`multiprocess`, the baseline: the run process and one spawned process per step each load the
+   code location), with the in-process executor and with the multiprocess executor forking its step
    processes from a forkserver that preloaded the definitions, alternated `--rounds` times. CPU time counts the
    command and every step process it started.
 
@@ -53,10 +55,14 @@ FORMERLY_AT_LOAD = (
 # forkserver_preloaded: step processes fork from a server that imported the definitions once (measured, not used:
 # see docs/decisions.md).
 EXECUTORS = {
-    "multiprocess": {"multiprocess": {}},
+    "multiprocess": {"multiprocess": {"light_runs_in_process": False}},
+    "assay_default": {"multiprocess": {}},
     "in_process": {"in_process": {}},
     "forkserver_preloaded": {
-        "multiprocess": {"start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}}}
+        "multiprocess": {
+            "light_runs_in_process": False,
+            "start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}},
+        }
     },
 }
 PARTS = ("load", "launch")
@@ -95,6 +101,9 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> dict[str, fl
     return figures
 
 
+LOAD_VARIANTS = ("definitions", "definitions_cold_digest_cache", "definitions_with_former_imports")
+
+
 def load_command(baseline: bool) -> list[str]:
     """A fresh interpreter that loads the definitions (after the formerly module-level imports, for the baseline)."""
     preload = "".join(f"import {name}; " for name in FORMERLY_AT_LOAD) if baseline else ""
@@ -102,12 +111,21 @@ def load_command(baseline: bool) -> list[str]:
     return [sys.executable, "-c", f"{preload}import pipelines.definitions; {report}"]
 
 
+def load_environment(home: Path) -> dict[str, str]:
+    """The environment of a load whose code-version digest cache lives under `home`."""
+    return {**os.environ, "ASSAY_HOME": str(home)}
+
+
 def measure_load(rounds: int) -> list[dict[str, Any]]:
-    """Both variants, alternated, `rounds` times each."""
+    """The three variants, alternated, `rounds` times each; the warm digest cache is primed once first."""
     rows = []
-    for index, baseline in itertools.product(range(rounds), (False, True)):
-        name = "definitions_with_former_imports" if baseline else "definitions"
-        rows.append({"record": "load", "variant": name, "round": index, **timed(load_command(baseline))})
+    with tempfile.TemporaryDirectory(prefix="step_load_") as tmp:
+        warm = load_environment(Path(tmp) / "warm")
+        timed(load_command(False), warm)
+        for index, variant in itertools.product(range(rounds), LOAD_VARIANTS):
+            baseline = variant == "definitions_with_former_imports"
+            env = warm if variant == "definitions" else load_environment(Path(tmp) / f"{variant}-{index}")
+            rows.append({"record": "load", "variant": variant, "round": index, **timed(load_command(baseline), env)})
     return rows
 
 
@@ -174,6 +192,9 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             out[f"load_{field}"] = new
             out[f"load_{field}_with_former_imports"] = old
             out[f"load_{field}_ratio"] = round(new / old, 4) if old else None
+            cold = median_of(rows, field, record="load", variant="definitions_cold_digest_cache")
+            out[f"load_{field}_cold_digest_cache"] = cold
+            out[f"load_{field}_ratio_over_cold_digest_cache"] = round(new / cold, 4) if cold else None
     if any(r["record"] == "launch" for r in rows):
         for field in ("cpu_s", "wall_s"):  # the launch's RSS is not measured: several processes
             multi = median_of(rows, field, record="launch", executor="multiprocess")

@@ -10,12 +10,15 @@ import pytest
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
 
+import pipelines.code_versions
 from pipelines.code_versions import (
+    ParsedFiles,
     compute_modules,
     derived_version,
     module_closure,
     module_digest,
     module_path,
+    parsed_files,
     source_digest,
     with_derived_code_versions,
 )
@@ -149,3 +152,48 @@ def test_every_asset_of_the_code_location_has_a_derived_version(assay_home):
     assert [name for name, version in versions.items() if "+" not in (version or "")] == []
     # the students share their module and ops; NMI's module differs, so its version does too
     assert versions["mlp_filter"] == versions["encoder_classifier"] != versions["taxonomy_nmi"]
+
+
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls = [0]
+    real_parse = pipelines.code_versions.ast.parse
+
+    def counting_parse(*args, **kwargs):
+        calls[0] += 1
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(pipelines.code_versions.ast, "parse", counting_parse)
+    return calls
+
+
+def test_parsed_files_are_remembered_by_content_across_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    source = tmp_path / "m.py"
+    source.write_text("import demo_ops.logic\nx = 1\n")
+    cache = tmp_path / "cache" / "code_versions.json"
+    parses = _count_parses(monkeypatch)
+
+    first = ParsedFiles(cache)
+    parsed = first.get(source, "m")
+    first.save()
+    assert parses[0] == 1 and parsed[1] == {"demo_ops.logic"}
+
+    again = ParsedFiles(cache)  # what the next process reads
+    assert again.get(source, "m") == parsed and parses[0] == 1  # no parse: same content, same answer
+    source.write_text("import demo_ops.logic\nx = 2\n")
+    assert again.get(source, "m")[0] != parsed[0] and parses[0] == 2  # changed content is parsed again
+
+    cache.write_text("{not json")
+    assert ParsedFiles(cache).get(source, "m") == again.get(source, "m")  # a corrupt cache costs a parse only
+
+
+def test_a_load_with_the_cache_derives_the_same_versions(demo: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("ASSAY_HOME", str(tmp_path / "home"))
+    parsed_files.cache_clear()
+    try:
+        fresh = {a.key: a.specs_by_key[a.key].code_version for a in _definitions().assets}
+        parses = _count_parses(monkeypatch)
+        parsed_files.cache_clear()  # a new process: only the cache file remains
+        cached = {a.key: a.specs_by_key[a.key].code_version for a in _definitions().assets}
+        assert cached == fresh and parses[0] == 0
+    finally:
+        parsed_files.cache_clear()
