@@ -273,14 +273,15 @@ def test_asset_page_plots_its_numeric_metadata(server: Server, page) -> None:
     assert page.locator("canvas").count() >= 2  # one plot per numeric entry: row count, share, ...
 
 
-def run_milestones(server: Server, run_id: str) -> dict[str, float]:
-    """Seconds from the run's creation to the first event of each kind (per step), from the event log."""
+def run_milestones(server: Server, run_id: str, clicked: float) -> dict[str, float]:
+    """Seconds from the click to the run's creation, then from the creation to the first event of each kind (per
+    step), from the event log."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DAGSTER_HOME", str(server.dagster_home))
         with dg.DagsterInstance.get() as instance:
             created = instance.get_run_record_by_id(run_id).create_timestamp.timestamp()
             records = instance.all_logs(run_id)
-    firsts: dict[str, float] = {}
+    firsts: dict[str, float] = {"RUN_CREATED_AFTER_CLICK": round(created - clicked, 1)}
     for record in records:
         event = record.dagster_event
         if event is not None:
@@ -298,7 +299,7 @@ def test_materialize_clicked_in_the_ui_succeeds(server: Server, page) -> None:
     page.goto(f"{server.url}/runs/{run_id}")
     page.get_by_text("Success", exact=True).first.wait_for()
     figures = {"click_to_success_s": round(run_status(server, run_id)["endTime"] - clicked, 1)}
-    figures |= {"run_milestones_s": run_milestones(server, run_id)}
+    figures |= {"run_milestones_s": run_milestones(server, run_id, clicked)}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "click_to_success.json").write_text(json.dumps(figures, indent=1))
     print(json.dumps(figures))
