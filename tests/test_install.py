@@ -72,3 +72,18 @@ def test_installed_llama_cpp_loads_without_the_multimodal_library() -> None:
         "import sys, llama_cpp; llama_cpp.Llama, llama_cpp.LlamaGrammar; assert 'llama_cpp.mtmd_cpp' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_recipes_write_bytecode_caches_even_where_the_environment_turns_them_off() -> None:
+    """Every target's Python processes compile each module once, not on every import (docs/install.md)."""
+    probe = 'probe:\n\t@echo "[$$PYTHONDONTWRITEBYTECODE]"\n'
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "-f", "Makefile", "-f", "-", "probe"],
+        input=probe,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
