@@ -20,7 +20,6 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -119,12 +118,13 @@ class ParsedFiles:
         if not self.added:
             return
         kept = dict(list(self.entries.items())[-CACHE_ENTRIES:])
+        staging = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, suffix=".tmp", delete=False) as out:
-                json.dump({"format": CACHE_FORMAT, "entries": kept}, out)
-            os.replace(out.name, self.path)
+            staging.write_text(json.dumps({"format": CACHE_FORMAT, "entries": kept}), encoding="utf-8")
+            os.replace(staging, self.path)
         except OSError:
+            staging.unlink(missing_ok=True)
             return
         self.added = 0
 

@@ -25,7 +25,7 @@ from dagster._core.definitions.executor_definition import (
     MULTI_PROC_CONFIG,
     _core_in_process_executor_creation,
     _core_multiprocess_executor_creation,
-    multiple_process_executor_requirements,
+    _get_default_executor_requirements,
 )
 from dagster._core.events import DagsterEvent
 from dagster._core.execution.context.system import PlanOrchestrationContext
@@ -92,17 +92,13 @@ def _multiprocess_config() -> dg.Field:
     return dg.Field(dg.Shape(fields), description=MULTI_PROC_CONFIG.description)
 
 
-def _requirements(config: dict) -> list:
-    return multiple_process_executor_requirements() if "multiprocess" in config else []
-
-
 @dg.executor(
     name="assay_executor",
     config_schema=dg.Field(
         dg.Selector({"multiprocess": _multiprocess_config(), "in_process": IN_PROC_CONFIG}),
         default_value={"multiprocess": {}},
     ),
-    requirements=_requirements,
+    requirements=_get_default_executor_requirements,
 )
 def assay_executor(init_context: dg.InitExecutorContext) -> Executor:
     """Dagster's default executor, with light one-asset runs executed in the run worker (module docstring)."""
