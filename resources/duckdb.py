@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,13 +19,20 @@ class DuckDBResource(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection that is closed on exit, so the file's write lock is released."""
+        """A connection that is closed on exit, so the file's write lock is released.
+
+        DuckDB refuses a second process's connection while one process writes, instead of waiting: runs side
+        by side (`make run`'s workers, the UI's runs) first take a lock on `<path>.lock`, shared to read and
+        exclusive to write, and wait for it.
+        """
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        connection = duckdb.connect(self.path, read_only=read_only)
-        try:
-            yield connection
-        finally:
-            connection.close()
+        with open(f"{self.path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH if read_only else fcntl.LOCK_EX)
+            connection = duckdb.connect(self.path, read_only=read_only)
+            try:
+                yield connection
+            finally:
+                connection.close()
 
     def replace_table(self, name: str, frame: pl.LazyFrame, chunk_size: int = 50_000) -> int:
         """(Re)create table `name` from a lazy frame, streamed chunk by chunk in one transaction."""

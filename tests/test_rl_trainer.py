@@ -162,6 +162,24 @@ def test_sft_learns_a_completion_and_serves_it_as_a_client(tmp_path: Path) -> No
     assert answer.ok and answer.text == "aaa"
 
 
+def test_requests_of_different_budgets_share_a_batch_and_each_is_cut_to_its_own(tmp_path: Path) -> None:
+    policy = load_policy(tiny_policy(tmp_path))
+    prompts = [[{"role": "user", "content": text}] for text in ("one", "two two", "three three three")]
+    budgets = [9, 2, 5]
+    alone = [generate(policy, prompts, max_new_tokens=budget)[i] for i, budget in enumerate(budgets)]
+    assert generate(policy, prompts, budgets=budgets) == alone
+    assert len({len(text) for text in alone}) > 1  # the budgets did cut (the random model never stops early)
+    requests = [
+        ChatRequest(tuple(p), max_tokens=b, request_id=f"r{i}")
+        for i, (p, b) in enumerate(zip(prompts, budgets, strict=True))
+    ]
+    answers = PolicyClient(policy, name="toy").chat(requests)
+    assert [a.request_id for a in answers] == ["r0", "r1", "r2"]
+    assert [a.text for a in answers] == alone
+    with pytest.raises(ValueError, match="2 budgets for 3 prompts"):
+        generate(policy, prompts, budgets=[1, 2])
+
+
 def test_rerun_of_a_finished_run_trains_nothing(tmp_path: Path) -> None:
     """3 prompts do not divide into steps of 2: a rerun of the finished run must not train a step past the end."""
     policy = tiny_policy(tmp_path)

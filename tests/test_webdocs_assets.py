@@ -141,7 +141,13 @@ def test_killed_run_resumes_without_duplicates(instance, assay_home):
     """SIGKILL the sample run while it embeds, then run again: finished batches are reused."""
     records = sample_records("c4_en_sample_1000.jsonl", 240)
     write_jsonl(Path(os.environ["ASSAY_WEB_DOCS_INPUT"]) / SHARD, records)
-    env = {**os.environ, "ASSAY_EMBEDDER_BATCH": "16", "ASSAY_ANNOTATION_DOCS_PER_SHARD": "1"}
+    # one run at a time, so the one in flight when killed is the shard's (in parallel, another domain's run is too)
+    env = {
+        **os.environ,
+        "ASSAY_EMBEDDER_BATCH": "16",
+        "ASSAY_ANNOTATION_DOCS_PER_SHARD": "1",
+        "ASSAY_SAMPLE_WORKERS": "1",
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelines.sample"],
         cwd=REPO_ROOT,

@@ -10,9 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+CPU_THREADS_ENV = "ASSAY_CPU_THREADS"
+
 
 def available_threads() -> int:
-    """CPU cores this process may use (respects affinity / container limits where the OS tells)."""
+    """CPU cores this process may use: `ASSAY_CPU_THREADS` when set (the sample's parallel workers split the
+    cores between them), else what the OS allows (affinity / container limits)."""
+    if os.environ.get(CPU_THREADS_ENV):
+        return max(1, int(os.environ[CPU_THREADS_ENV]))
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

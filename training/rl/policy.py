@@ -109,15 +109,25 @@ def generate(
     max_new_tokens: int = 128,
     batch_size: int = 8,
     max_prompt_tokens: int | None = None,
+    budgets: Sequence[int] | None = None,
 ) -> list[str]:
-    """Greedy completions, in order (left-padded batches; prompts cut from the left to `max_prompt_tokens`)."""
+    """Greedy completions, in order (left-padded batches; prompts cut from the left to `max_prompt_tokens`).
+
+    `budgets` gives each prompt its own new-token limit (else `max_new_tokens` for all): a batch decodes up to
+    its largest budget and each completion is cut at its own. Greedy decoding is causal, so the cut text is what
+    decoding that prompt to its budget alone gives (up to the float noise of padding, as for any batch).
+    """
     import torch
 
+    limits = list(budgets) if budgets is not None else [max_new_tokens] * len(prompts)
+    if len(limits) != len(prompts):
+        raise ValueError(f"{len(limits)} budgets for {len(prompts)} prompts")
     tokenizer, model = policy.tokenizer, policy.model
     tokenizer.padding_side = "left"
     outputs: list[str] = []
     for start in range(0, len(prompts), batch_size):
         texts = [prompt_text(tokenizer, prompt) for prompt in prompts[start : start + batch_size]]
+        caps = limits[start : start + batch_size]
         encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         if max_prompt_tokens:
             encoded = {key: value[:, -max_prompt_tokens:] for key, value in encoded.items()}
@@ -125,13 +135,14 @@ def generate(
         with torch.no_grad():
             generated = model.generate(
                 **encoded,
-                max_new_tokens=max_new_tokens,
+                max_new_tokens=max(caps),
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )
         new = generated[:, encoded["input_ids"].shape[1] :]
-        outputs.extend(text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True))
+        rows = [row[:cap] for row, cap in zip(new, caps, strict=True)]
+        outputs.extend(text.strip() for text in tokenizer.batch_decode(rows, skip_special_tokens=True))
     return outputs
 
 
@@ -154,15 +165,20 @@ class PolicyClient:
         return self.name
 
     def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        """One greedy completion per request, in order; requests are batched by `max_tokens`."""
+        """One greedy completion per request, in order; requests of similar `max_tokens` share a batch, each
+        cut to its own budget (`generate`'s `budgets`), so budgets that differ by request still batch."""
+        order = sorted(range(len(requests)), key=lambda i: requests[i].max_tokens)
+        started = time.perf_counter()
+        texts = generate(
+            self.policy,
+            [requests[i].messages for i in order],
+            batch_size=self.batch_size,
+            max_prompt_tokens=self.max_prompt_tokens,
+            budgets=[requests[i].max_tokens for i in order],
+        )
+        latency = (time.perf_counter() - started) / max(1, len(requests))
         results: list[ChatResult] = [None] * len(requests)  # type: ignore[list-item]
-        for max_tokens in sorted({request.max_tokens for request in requests}):
-            positions = [i for i, request in enumerate(requests) if request.max_tokens == max_tokens]
-            started = time.perf_counter()
-            prompts = [requests[i].messages for i in positions]
-            texts = generate(self.policy, prompts, max_tokens, self.batch_size, self.max_prompt_tokens)
-            latency = (time.perf_counter() - started) / len(positions)
-            for i, text in zip(positions, texts, strict=True):
-                tokens = len(self.policy.tokenizer(text, add_special_tokens=False)["input_ids"])
-                results[i] = ChatResult(requests[i].request_id, text, None, None, 0, tokens, latency, False)
+        for i, text in zip(order, texts, strict=True):
+            tokens = len(self.policy.tokenizer(text, add_special_tokens=False)["input_ids"])
+            results[i] = ChatResult(requests[i].request_id, text, None, None, 0, tokens, latency, False)
         return results
