@@ -3,14 +3,16 @@ worker limit, a failure skips only what reads it; the plan of the real code loca
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
+import pytest
 
 from pipelines.profiles import build_resources
-from pipelines.sample import Batch, _schedule, batch_dependencies, planned_batches
+from pipelines.sample import Batch, _runner, _schedule, batch_dependencies, planned_batches
 
 
 def test_the_real_plan_reads_only_earlier_batches_and_keeps_domains_apart(assay_home):
@@ -74,3 +76,23 @@ def test_schedule_runs_side_by_side_within_the_limit_and_skips_what_reads_a_fail
     assert spans[("c", None)][1] <= spans[("e", None)][0]  # e waited for what it reads
     assert spans[("b", "c1")][1] <= spans[("b", "c2")][0]  # one partition of a batch at a time
     assert most[0] == 2  # side by side, never more than the workers
+
+
+@pytest.mark.slow  # two spawned workers, each loading the code location
+def test_two_spawned_workers_run_real_batches_on_the_instance(assay_home, instance):
+    from pipelines.recovery import LAUNCHER_PID_TAG
+
+    batches = [
+        Batch(None, None, (dg.AssetKey("multilingual_tasks"), dg.AssetKey("multilingual_tasks_quarantine"))),
+        Batch(None, None, (dg.AssetKey("product_catalog"), dg.AssetKey("product_catalog_quarantine"))),
+    ]
+    with _runner(2, 1) as submit:
+        futures = [submit(batch, None) for batch in batches]
+        outcomes = [future.result() for future in futures]
+    assert all(success for _, success, _ in outcomes), outcomes
+    runs = [instance.get_run_by_id(run_id) for run_id, _, _ in outcomes]
+    assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+    pids = {run.tags[LAUNCHER_PID_TAG] for run in runs}
+    assert str(os.getpid()) not in pids  # executed in the workers, not here
+    for key in ("multilingual_tasks", "product_catalog"):
+        assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
