@@ -8,8 +8,10 @@ backfills would chain them.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +32,7 @@ from resources.io_manager import ARTIFACT_PATH, latest_materialization
 
 SAMPLE_WORKERS_ENV = "ASSAY_SAMPLE_WORKERS"
 IMPLICIT_JOB = "__ASSET_JOB"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _IN_WORKER = False  # set in the processes of a parallel sample (`_start_worker`)
 
 
@@ -271,11 +274,27 @@ def _runner(workers: int, threads: int) -> Iterator[Callable[[Batch, str | None]
 
 
 def _start_worker(threads: int) -> None:
-    """A worker's share of the cores, for llama.cpp (`ops.common.threads`) and torch's OpenMP (read at import)."""
+    """A worker's share of the cores, for llama.cpp (`ops.common.threads`) and torch's OpenMP (read at import);
+    and its end with the sample's process, which a plain `kill` of `make run` would otherwise leave running."""
     global _IN_WORKER
     _IN_WORKER = True
+    die_with_parent()
     for name in (CPU_THREADS_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent exits (`PR_SET_PDEATHSIG`); elsewhere, nothing.
+
+    A killed worker's run stays STARTED, tagged with the worker's pid: the next `make run` marks it failed and
+    redoes it (`pipelines.recovery.fail_orphaned_runs`), as for a killed single-process sample.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def worker_instance() -> dg.DagsterInstance:

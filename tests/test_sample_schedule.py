@@ -4,15 +4,21 @@ worker limit, a failure skips only what reads it; the plan of the real code loca
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import dagster as dg
+import psutil
 import pytest
 
 from pipelines.profiles import build_resources
 from pipelines.sample import Batch, _runner, _schedule, batch_dependencies, planned_batches
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_real_plan_reads_only_earlier_batches_and_keeps_domains_apart(assay_home):
@@ -96,3 +102,26 @@ def test_two_spawned_workers_run_real_batches_on_the_instance(assay_home, instan
     assert str(os.getpid()) not in pids  # executed in the workers, not here
     for key in ("multilingual_tasks", "product_catalog"):
         assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
+
+
+PARENT = """
+import multiprocessing, os, time
+from concurrent.futures import ProcessPoolExecutor
+from pipelines.sample import _start_worker
+
+pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=(1,))
+print(pool.submit(os.getpid).result(), flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow  # a spawned worker loads the code location
+def test_a_worker_ends_with_the_sample_process_that_started_it():
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    parent.kill()  # what `kill -9` of `make run` does: nothing reaches the workers but the parent's death
+    parent.wait()
+    deadline = time.monotonic() + 60  # a bound on waiting, not a timing assertion
+    while psutil.pid_exists(worker) and psutil.Process(worker).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, f"worker {worker} outlived the sample's process"
+        time.sleep(0.2)
