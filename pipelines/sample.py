@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -237,17 +238,28 @@ def _schedule(instance, batches, dependencies, priority, submit, workers) -> lis
         finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
         for future in finished:
             index, partition = in_flight.pop(future)
-            run = SampleRun(index, partition, *future.result())
+            try:
+                outcome = future.result()
+            except BrokenProcessPool as error:
+                lost = ", ".join(_named(batches, i, p) for i, p in [(index, partition), *in_flight.values()])
+                raise RuntimeError(
+                    f"a worker process died while running {lost} (killed, or out of memory?); "
+                    "run `make run` again: it marks those runs failed and reuses all finished work"
+                ) from error
+            run = SampleRun(index, partition, *outcome)
             runs.append(run)
-            where = f" for {partition}" if partition else ""
-            outcome = "succeeded" if run.success else "FAILED"
-            print(f"[assay] {batches[index].label}{where}: {outcome} in {run.seconds:.0f} s", flush=True)
+            verdict = "succeeded" if run.success else "FAILED"
+            print(f"[assay] {_named(batches, index, partition)}: {verdict} in {run.seconds:.0f} s", flush=True)
             if not run.success:
                 failed.add(index)
             if index in pending and not pending[index]:
                 del pending[index]
                 (failed if index in failed else done).add(index)
     return runs
+
+
+def _named(batches: list[Batch], index: int, partition: str | None) -> str:
+    return batches[index].label + (f" for {partition}" if partition else "")
 
 
 def _partitions(partitions_def: dg.PartitionsDefinition | None, instance: dg.DagsterInstance) -> list[str | None]:

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import dagster as dg
@@ -125,3 +126,15 @@ def test_a_worker_ends_with_the_sample_process_that_started_it():
     while psutil.pid_exists(worker) and psutil.Process(worker).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, f"worker {worker} outlived the sample's process"
         time.sleep(0.2)
+
+
+def test_a_dead_worker_is_named_with_the_batches_it_took_down():
+    batches = [Batch("a", None, (dg.AssetKey("a"),)), Batch("b", None, (dg.AssetKey("b"),))]
+
+    def submit(batch: Batch, partition: str | None) -> Future:
+        future: Future = Future()
+        future.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+        return future
+
+    with pytest.raises(RuntimeError, match=r"worker process died while running (a, b|b, a) .*make run"):
+        _schedule(None, batches, [frozenset(), frozenset()], [1, 1], submit, workers=2)
