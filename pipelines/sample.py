@@ -34,7 +34,6 @@ from resources.io_manager import ARTIFACT_PATH, latest_materialization
 SAMPLE_WORKERS_ENV = "ASSAY_SAMPLE_WORKERS"
 IMPLICIT_JOB = "__ASSET_JOB"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-_IN_WORKER = False  # set in the processes of a parallel sample (`_start_worker`)
 
 
 def register_sample_partitions(instance: dg.DagsterInstance) -> None:
@@ -275,21 +274,19 @@ def _runner(workers: int, threads: int) -> Iterator[Callable[[Batch, str | None]
 
         def submit(batch: Batch, partition: str | None) -> Future:
             future: Future = Future()
-            future.set_result(execute_batch(batch.job_name, partition, batch.keys))
+            future.set_result(execute_batch(batch.job_name, partition, batch.keys, op_pools=True))
             return future
 
         yield submit
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(threads,)) as pool:
-        yield lambda batch, partition: pool.submit(execute_batch, batch.job_name, partition, batch.keys)
+        yield lambda batch, partition: pool.submit(execute_batch, batch.job_name, partition, batch.keys, False)
 
 
 def _start_worker(threads: int) -> None:
     """A worker's share of the cores, for llama.cpp (`ops.common.threads`) and torch's OpenMP (read at import);
     and its end with the sample's process, which a plain `kill` of `make run` would otherwise leave running."""
-    global _IN_WORKER
-    _IN_WORKER = True
     die_with_parent()
     for name in (CPU_THREADS_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
@@ -324,15 +321,18 @@ def worker_instance() -> dg.DagsterInstance:
 
 
 def execute_batch(
-    job_name: str | None, partition: str | None, keys: tuple[dg.AssetKey, ...]
+    job_name: str | None, partition: str | None, keys: tuple[dg.AssetKey, ...], op_pools: bool
 ) -> tuple[str, bool, float]:
-    """Run one batch for one partition on the instance in `$DAGSTER_HOME`: (run id, success, seconds)."""
+    """Run one batch for one partition on the instance in `$DAGSTER_HOME`: (run id, success, seconds).
+
+    `op_pools` False (a worker of a parallel sample): the instance without op-level pool slots (`worker_instance`).
+    """
     started = time.perf_counter()
     job = defs.resolve_job_def(job_name) if job_name else defs.resolve_implicit_global_asset_job_def()
     names = ", ".join(key.to_user_string() for key in keys)
     print(f"[assay] {job.name}: materializing {names}" + (f" for {partition}" if partition else ""), flush=True)
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # steps' own logs, not engine events
-    with worker_instance() if _IN_WORKER else dg.DagsterInstance.get() as instance:
+    with dg.DagsterInstance.get() if op_pools else worker_instance() as instance:
         result = job.execute_in_process(
             instance=instance,
             partition_key=partition,
@@ -350,8 +350,7 @@ def summary_lines(instance: dg.DagsterInstance) -> list[str]:
     lines = []
     for key in sorted(graph.materializable_asset_keys, key=lambda k: k.to_user_string()):
         partitions_def = graph.get(key).partitions_def
-        partitions = partitions_def.get_partition_keys(dynamic_partitions_store=instance) if partitions_def else [None]
-        for partition in partitions:
+        for partition in _partitions(partitions_def, instance):
             event = latest_materialization(instance, key, partition)
             if event is None:
                 continue
